@@ -1,0 +1,1 @@
+"""The product's core library: contract, encoders, cache, analog index, feature assembly."""

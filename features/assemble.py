@@ -1,0 +1,187 @@
+"""The one feature path: catalogue rows (+ their embeddings) -> feature matrix.
+
+Training fits a ``FeaturePipeline`` on history and calls ``transform`` on it; serving loads the same
+fitted object from the model and calls the same ``transform`` on new SKUs. There is no other path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import PCA
+
+from features.analogs import AnalogIndex, Neighbours, analog_curve, analog_features
+from features.catalogue import Catalogue
+from features.config import Settings
+from features.embed import Embeddings
+
+CATEGORICAL = ("category", "channel")
+
+
+def _fit_pca(vectors: np.ndarray, components: int, seed: int = 0) -> PCA | None:
+    present = vectors[~np.isnan(vectors).any(axis=1)]
+    n = min(components, len(present) - 1, vectors.shape[1])
+    if n < 1:
+        return None
+    return PCA(n_components=n, random_state=seed).fit(present.astype(np.float64))
+
+
+def _reduce(pca: PCA | None, vectors: np.ndarray, prefix: str, n: int) -> pd.DataFrame:
+    out = np.full((len(vectors), n), np.nan)
+    if pca is not None:
+        present = ~np.isnan(vectors).any(axis=1)
+        if present.any():
+            # float64 then rounded to float32: the same row gives the same bits alone or in a batch
+            # (see analogs._clean); a float32 product does not.
+            reduced = pca.transform(vectors[present].astype(np.float64)).astype(np.float32)
+            out[present, : pca.n_components_] = reduced
+    return pd.DataFrame(out, columns=[f"{prefix}_pc{i}" for i in range(n)])
+
+
+def curve_shares(frame: pd.DataFrame, curve_columns: list[str]) -> np.ndarray | None:
+    """Each SKU's sales curve as shares of its total (uniform where the total is zero)."""
+    if not curve_columns:
+        return None
+    curve = frame[curve_columns].to_numpy(dtype=float).clip(min=0)
+    total = curve.sum(axis=1, keepdims=True)
+    uniform = np.full_like(curve, 1.0 / curve.shape[1])
+    return np.where(total > 0, curve / np.where(total > 0, total, 1), uniform)
+
+
+@dataclass
+class FeaturePipeline:
+    """Everything fitted on history that turns SKUs into features: reducers, vocabularies, index."""
+
+    picture_encoder: str
+    copy_encoder: str
+    target: str
+    curve_columns: list[str]
+    categories: dict[str, list[str]]
+    picture_pca: PCA | None
+    copy_pca: PCA | None
+    picture_components: int
+    copy_components: int
+    index: AnalogIndex
+    history: pd.DataFrame  # sku_id, title, category, launch_date, target: shown beside analogs
+    k: int = 20
+    floor: float = 0.8
+    feature_names: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, catalogue: Catalogue, embeddings: Embeddings, settings: Settings) -> FeaturePipeline:
+        frame = catalogue.frame.reset_index(drop=True)
+        target = catalogue.spec.target
+        curve_columns = catalogue.curve_columns
+        categories = {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in CATEGORICAL}
+        index = AnalogIndex(
+            frame["sku_id"].to_numpy(),
+            frame["launch_date"],
+            frame[target].to_numpy(),
+            embeddings.picture,
+            embeddings.copy,
+            curve_shares=curve_shares(frame, curve_columns),
+            list_price=frame["list_price"].to_numpy(dtype=float),
+            picture_weight=settings.picture_weight,
+            gap_days=settings.analog_gap_days,
+        )
+        pipeline = cls(
+            picture_encoder=embeddings.picture_encoder,
+            copy_encoder=embeddings.copy_encoder,
+            target=target,
+            curve_columns=curve_columns,
+            categories=categories,
+            picture_pca=_fit_pca(embeddings.picture, settings.picture_components),
+            copy_pca=_fit_pca(embeddings.copy, settings.copy_components),
+            picture_components=settings.picture_components,
+            copy_components=settings.copy_components,
+            index=index,
+            history=frame[["sku_id", "title", "category", "launch_date", target]].copy(),
+            k=settings.analog_k,
+            floor=settings.similarity_floor,
+        )
+        pipeline.feature_names = list(pipeline.transform(frame.head(1), _head(embeddings, 1)).columns)
+        return pipeline
+
+    def check_encoders(self, embeddings: Embeddings) -> None:
+        if (embeddings.picture_encoder, embeddings.copy_encoder) != (self.picture_encoder, self.copy_encoder):
+            raise ValueError(
+                f"embeddings from {embeddings.picture_encoder}/{embeddings.copy_encoder} do not match "
+                f"the pipeline's encoders {self.picture_encoder}/{self.copy_encoder}"
+            )
+
+    def transform(self, frame: pd.DataFrame, embeddings: Embeddings) -> pd.DataFrame:
+        """Feature matrix for validated rows; analogs only among SKUs launched before each row."""
+        self.check_encoders(embeddings)
+        frame = frame.reset_index(drop=True)
+        cost = frame["cost_price"].to_numpy(dtype=float)
+        price = frame["list_price"].to_numpy(dtype=float)
+        month = pd.to_datetime(frame["launch_date"]).dt.day_of_year.to_numpy(dtype=float)
+        angle = 2 * np.pi * (month - 1) / 365.25
+        with np.errstate(all="ignore"):
+            base = pd.DataFrame(
+                {
+                    "log_cost_price": np.log(cost),
+                    "log_list_price": np.log(price),
+                    "margin": (price - cost) / price,
+                    "season_sin": np.sin(angle),
+                    "season_cos": np.cos(angle),
+                }
+            )
+        for column, known in self.categories.items():
+            values = frame[column].astype("string").fillna("")
+            base[column] = pd.Categorical(values.where(values.isin(known)), categories=known)
+        analogs = analog_features(
+            self.index,
+            embeddings.picture,
+            embeddings.copy,
+            frame["launch_date"],
+            k=self.k,
+            floor=self.floor,
+            log_list_price=np.log(price),
+        )
+        parts = [
+            base,
+            _reduce(self.picture_pca, embeddings.picture, "picture", self.picture_components),
+            _reduce(self.copy_pca, embeddings.copy, "copy", self.copy_components),
+            analogs,
+        ]
+        features = pd.concat(parts, axis=1)
+        if self.feature_names:
+            features = features.reindex(columns=self.feature_names)
+        return features
+
+    def neighbours(self, frame: pd.DataFrame, embeddings: Embeddings, k: int) -> Neighbours:
+        return self.index.search(embeddings.picture, embeddings.copy, frame["launch_date"], k)
+
+    def curve(self, frame: pd.DataFrame, embeddings: Embeddings) -> np.ndarray | None:
+        """Expected share of the total per period, from the analogs' curves."""
+        return analog_curve(self.index, self.neighbours(frame, embeddings, self.k))
+
+    def similar(self, frame: pd.DataFrame, embeddings: Embeddings, k: int) -> list[list[dict]]:
+        """The k most similar past SKUs of each row, for people to look at."""
+        nb = self.neighbours(frame, embeddings, k)
+        out = []
+        for row_index, row_sims in zip(nb.index, nb.similarity):
+            shown = []
+            for i, s in zip(row_index, row_sims):
+                if i < 0:
+                    continue
+                past = self.history.iloc[int(i)]
+                shown.append(
+                    {
+                        "sku_id": str(past["sku_id"]),
+                        "title": str(past["title"]),
+                        "category": str(past["category"]),
+                        "launch_date": pd.Timestamp(past["launch_date"]).date().isoformat(),
+                        "similarity": round(float(s), 4),
+                        "sales": float(past[self.target]),
+                    }
+                )
+            out.append(shown)
+        return out
+
+
+def _head(embeddings: Embeddings, n: int) -> Embeddings:
+    return Embeddings(embeddings.picture[:n], embeddings.copy[:n], embeddings.picture_encoder, embeddings.copy_encoder)

@@ -1,0 +1,84 @@
+"""One typed settings object for the whole product.
+
+Defaults live here and nowhere else; every field can be overridden by an environment variable
+prefixed ``TRIALCAST_`` (e.g. ``TRIALCAST_IMAGE_ENCODER``) or by a CLI flag that builds a copy.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TRIALCAST_", extra="ignore")
+
+    home: Path = Field(Path(".trialcast"), description="Folder holding all state (cache, MLflow, models).")
+
+    # Encoders, chosen by name (see features.encoders.ENCODERS).
+    image_encoder: str = "efficientnet-lite0"
+    text_encoder: str = "use-m3"
+    threads: int = Field(2, ge=1, description="CPU threads for torch and numpy encoders.")
+    batch_size: int = Field(32, ge=1)
+
+    # Similar-SKU index.
+    analog_k: int = Field(20, ge=1, description="Neighbours used for analog features.")
+    analog_show: int = Field(5, ge=1, description="Neighbours shown to the user.")
+    similarity_floor: float = Field(0.8, description="Joint similarity above which a past SKU counts as close.")
+    analog_gap_days: int = Field(
+        7, ge=1, description="An analog must have launched this many days earlier (its sales were known)."
+    )
+    picture_weight: float = Field(0.5, ge=0, le=1, description="Weight of picture vs copy in joint similarity.")
+
+    # Embedding reduction before LightGBM.
+    picture_components: int = Field(16, ge=1)
+    copy_components: int = Field(16, ge=1)
+
+    # Input limits (serving and catalogue loading share them).
+    max_image_bytes: int = Field(10 * 1024 * 1024, description="Largest accepted picture upload.")
+    max_image_pixels: int = Field(40_000_000, description="Decompression-bomb guard.")
+    max_text_chars: int = Field(5_000, description="Longest accepted title + description.")
+
+    # MLflow.
+    tracking_uri: str | None = Field(None, description="Defaults to SQLite under home.")
+    model_name: str = "trialcast"
+    experiment: str = "trialcast"
+
+    # The gate.
+    gate_metric: str = "wape"
+    gate_threshold: float = 0.15
+    gate_max_abs_bias: float = 0.10
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Most recent launches held out.")
+
+    # Go / no-go.
+    launch_cost: float = Field(2000.0, ge=0, description="Fixed cost of a launch, in currency units.")
+    default_markup: float = Field(2.5, gt=1, description="List price / cost price assumed when no list price is given.")
+    ood_similarity: float = Field(
+        0.6, description="Below this joint similarity to every past SKU, a forecast goes to REVIEW."
+    )
+    max_relative_spread: float = Field(
+        1.2, gt=0, description="(P90-P10)/P50 above which the forecast is too uncertain for GO."
+    )
+
+    @property
+    def cache_path(self) -> Path:
+        return self.home / "embeddings.sqlite"
+
+    @property
+    def mlflow_uri(self) -> str:
+        if self.tracking_uri:
+            return self.tracking_uri
+        return f"sqlite:///{(self.home / 'mlflow.db').resolve()}"
+
+    @property
+    def artifact_root(self) -> Path:
+        return (self.home / "mlartifacts").resolve()
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the environment, read once per process."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""The BentoML go/no-go service, its decision rule, batch scoring and web page."""

@@ -1,0 +1,152 @@
+"""From raw SKU records (web form, JSON batch, candidates file) to answers, one row in, one row out.
+
+Every record is checked with the catalogue contract's own field checks; a bad record gets its
+field errors and never stops the others. Good records go through the model bundle's feature path
+(the same one training used) and the decision rule.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import pandas as pd
+
+from features.catalogue import FieldError, check_date, check_price, check_text
+from features.config import Settings
+from features.images import ImageError, decode_image
+from serving.decision import DecisionRule, decide
+
+
+@dataclass
+class FieldProblem:
+    field: str
+    reason: str
+
+
+class InvalidSku(ValueError):
+    def __init__(self, problems: list[FieldProblem]):
+        self.problems = problems
+        super().__init__("; ".join(f"{p.field}: {p.reason}" for p in problems))
+
+
+def decision_rule(settings: Settings) -> DecisionRule:
+    return DecisionRule(settings.launch_cost, settings.default_markup, settings.max_relative_spread,
+                        settings.ood_similarity)
+
+
+def check_record(record: dict[str, Any], image: bytes | None, settings: Settings, categories: list[str],
+                 *, image_required: bool = True) -> dict[str, Any]:
+    """A clean, typed record, or ``InvalidSku`` listing every field problem at once."""
+    problems: list[FieldProblem] = []
+    clean: dict[str, Any] = {}
+
+    def attempt(name: str, check) -> Any:  # noqa: ANN001 - local helper
+        try:
+            return check()
+        except FieldError as error:
+            problems.append(FieldProblem(error.column, error.reason))
+            return None
+
+    limit = settings.max_text_chars
+    clean["sku_id"] = attempt("sku_id", lambda: check_text("sku_id", record.get("sku_id"), max_chars=200, required=False)) or "new-sku"
+    clean["title"] = attempt("title", lambda: check_text("title", record.get("title"), max_chars=limit, required=True))
+    clean["description"] = attempt("description", lambda: check_text("description", record.get("description"), max_chars=limit, required=False)) or ""
+    clean["cost_price"] = attempt("cost_price", lambda: check_price("cost_price", record.get("cost_price"), required=True))
+    list_price = attempt("list_price", lambda: check_price("list_price", record.get("list_price"), required=False))
+    clean["list_price"] = list_price if list_price is not None else math.nan
+    if (isinstance(clean["cost_price"], float) and isinstance(list_price, float) and math.isfinite(list_price)
+            and list_price <= clean["cost_price"]):
+        problems.append(FieldProblem("list_price", f"must be above the cost price ({clean['cost_price']:g})"))
+    category = attempt("category", lambda: check_text("category", record.get("category"), max_chars=200, required=False))
+    if category and category not in categories:
+        shown = ", ".join(categories[:20])
+        problems.append(FieldProblem("category", f"unknown category {category!r}; known: {shown}"))
+    clean["category"] = category or None
+    launch = record.get("launch_date")
+    clean["launch_date"] = (attempt("launch_date", lambda: check_date("launch_date", launch))
+                            if launch not in (None, "") else pd.Timestamp(date.today()))
+    clean["channel"] = attempt("channel", lambda: check_text("channel", record.get("channel"), max_chars=200, required=False)) or ""
+    if image is None:
+        if image_required:
+            problems.append(FieldProblem("image", "is missing: upload the product picture"))
+    else:
+        try:
+            decode_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        except ImageError as error:
+            problems.append(FieldProblem("image", str(error)))
+    if problems:
+        raise InvalidSku(problems)
+    return clean
+
+
+class Predictor:
+    """A loaded model bundle plus the decision rule; answers lists of records."""
+
+    def __init__(self, bundle, settings: Settings, version: str | None = None):  # noqa: ANN001
+        self.bundle = bundle
+        self.settings = settings
+        self.version = version
+        self.rule = decision_rule(settings)
+
+    @property
+    def categories(self) -> list[str]:
+        return self.bundle.categories
+
+    def model_facts(self) -> dict[str, Any]:
+        gate = self.bundle.meta.get("gate", {})
+        return {
+            "version": self.version,
+            "trained_on": self.bundle.meta.get("trained_on"),
+            "train_end": self.bundle.meta.get("train_end"),
+            "gate_metric": gate.get("metric"),
+            "gate_value": gate.get("value"),
+            "gate_threshold": gate.get("threshold"),
+            "gate_bias": gate.get("bias"),
+            "gate_passed": gate.get("passed"),
+            "image_encoder": self.bundle.image_encoder,
+            "text_encoder": self.bundle.text_encoder,
+            "categories": self.categories,
+        }
+
+    def predict(self, records: list[dict[str, Any]], images: list[bytes | None], *,
+                image_required: bool = True) -> list[dict[str, Any]]:
+        """One answer per record, in order: a forecast and decision, or the record's field errors."""
+        answers: list[dict[str, Any] | None] = [None] * len(records)
+        good, clean_rows, good_images = [], [], []
+        for i, (record, image) in enumerate(zip(records, images)):
+            try:
+                clean_rows.append(check_record(record, image, self.settings, self.categories,
+                                               image_required=image_required))
+                good.append(i)
+                good_images.append(image)
+            except InvalidSku as error:
+                answers[i] = {"sku_id": record.get("sku_id"), "ok": False,
+                              "errors": [{"field": p.field, "reason": p.reason} for p in error.problems]}
+        if good:
+            frame = pd.DataFrame(clean_rows)
+            frame["image"] = None
+            frame["image_path"] = None
+            forecasts = self.bundle.forecast(frame, self.settings, images=good_images, show=self.settings.analog_show)
+            for i, row, forecast in zip(good, clean_rows, forecasts):
+                decision = decide(forecast["p10"], forecast["p50"], forecast["p90"], forecast["top_similarity"],
+                                  row["cost_price"], None if math.isnan(row["list_price"]) else row["list_price"],
+                                  self.rule)
+                answers[i] = {
+                    "sku_id": row["sku_id"],
+                    "ok": True,
+                    "forecast": {
+                        "p10": round(forecast["p10"], 1),
+                        "p50": round(forecast["p50"], 1),
+                        "p90": round(forecast["p90"], 1),
+                        "unit": "units in the first 7 days",
+                        "curve": forecast["curve"],
+                    },
+                    "decision": decision.as_dict(),
+                    "analogs": forecast["analogs"],
+                    "model": {"version": self.version, "gate_metric": self.model_facts()["gate_metric"],
+                              "gate_value": self.model_facts()["gate_value"]},
+                }
+        return answers  # type: ignore[return-value]

@@ -1,0 +1,194 @@
+"""Shared fixtures: offline environment, PIL-drawn pictures and tiny catalogues in temporary folders."""
+
+from __future__ import annotations
+
+import io
+import os
+
+# Set before anything imports transformers / huggingface_hub / mlflow / bentoml: nothing in the test
+# suite may reach the network or phone home.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+os.environ.setdefault("DO_NOT_TRACK", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image, ImageDraw
+
+COLOURS = {
+    "red": (220, 30, 40),
+    "blue": (30, 60, 210),
+    "green": (40, 170, 60),
+    "black": (20, 20, 20),
+    "yellow": (240, 210, 30),
+    "purple": (130, 40, 160),
+}
+SHAPES = ("circle", "square", "triangle", "stripes")
+
+# Copy that reads like a small Chinese marketplace catalogue: (category, title, description).
+PRODUCTS = [
+    ("tshirt", "纯棉白色T恤", "夏季短袖 纯棉 透气"),
+    ("tshirt", "白色棉质短袖", "基础款 圆领 棉质"),
+    ("tshirt", "黑色印花T恤", "潮流 印花 宽松"),
+    ("cup", "不锈钢保温杯", "500毫升 长效保温"),
+    ("cup", "陶瓷马克杯", "简约 咖啡杯 350毫升"),
+    ("cup", "玻璃水杯", "耐热 高硼硅 便携"),
+    ("shoes", "白色运动鞋", "透气 跑步 轻便"),
+    ("shoes", "黑色皮鞋", "商务 真皮 正装"),
+]
+
+
+def draw_picture(
+    shape: str, colour: str | tuple[int, int, int], size: tuple[int, int] = (96, 96), shift: int = 0
+) -> Image.Image:
+    """A product shot: one coloured shape on white. ``shift`` nudges it a few pixels."""
+    rgb = COLOURS[colour] if isinstance(colour, str) else colour
+    w, h = size
+    image = Image.new("RGB", size, (255, 255, 255))
+    d = ImageDraw.Draw(image)
+    box = (w // 5 + shift, h // 5 + shift, 4 * w // 5 + shift, 4 * h // 5 + shift)
+    if shape == "circle":
+        d.ellipse(box, fill=rgb)
+    elif shape == "square":
+        d.rectangle(box, fill=rgb)
+    elif shape == "triangle":
+        d.polygon([(w // 2 + shift, box[1]), (box[0], box[3]), (box[2], box[3])], fill=rgb)
+    elif shape == "stripes":
+        for y in range(box[1], box[3], 8):
+            d.rectangle((box[0], y, box[2], y + 3), fill=rgb)
+    else:
+        raise ValueError(shape)
+    return image
+
+
+def picture_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, fmt)
+    return buf.getvalue()
+
+
+def catalogue_rows(
+    n: int, *, start: str = "2024-01-01", every_days: int = 3, seed: int = 0, curve: bool = True
+) -> list[dict]:
+    """``n`` valid catalogue rows (picture files named in ``image``, not yet drawn)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    day0 = pd.Timestamp(start)
+    for i in range(n):
+        category, title, description = PRODUCTS[i % len(PRODUCTS)]
+        daily = rng.poisson(5 + 3 * (i % 5), size=7)
+        row = {
+            "sku_id": f"SKU{i:04d}",
+            "launch_date": (day0 + pd.Timedelta(days=every_days * i)).date().isoformat(),
+            "category": category,
+            "title": f"{title} {i}",
+            "description": description,
+            "image": f"img/{i:04d}.png",
+            "cost_price": f"{10 + i % 7 * 2.5:.2f}",
+            "list_price": f"{25 + i % 7 * 5:.2f}",
+            "channel": ("app", "web")[i % 2],
+            "sales_7d": str(int(daily.sum())),
+        }
+        if curve:
+            row.update({f"sales_d{d + 1}": str(int(v)) for d, v in enumerate(daily)})
+        rows.append(row)
+    return rows
+
+
+def draw_row_picture(folder: Path, row: dict, i: int) -> None:
+    path = folder / row["image"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shape = SHAPES[i % len(SHAPES)]
+    colour = list(COLOURS)[(i // len(SHAPES)) % len(COLOURS)]
+    draw_picture(shape, colour, shift=i % 3).save(path)
+
+
+def write_catalogue(
+    folder: Path, rows: list[dict], *, fmt: str = "csv", draw: bool = True, name: str = "catalogue"
+) -> Path:
+    """Write ``rows`` as a CSV or Parquet table in ``folder`` and draw each row's picture."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if draw:
+        for i, row in enumerate(rows):
+            if (
+                row.get("image")
+                and not Path(str(row["image"])).is_absolute()
+                and ".." not in str(row["image"])
+            ):
+                draw_row_picture(folder, row, i)
+    frame = pd.DataFrame(rows)
+    path = folder / f"{name}.{fmt}"
+    if fmt == "csv":
+        frame.to_csv(path, index=False, encoding="utf-8")
+    elif fmt == "parquet":
+        frame.to_parquet(path, index=False)
+    else:
+        raise ValueError(fmt)
+    return path
+
+
+@pytest.fixture
+def make_catalogue(tmp_path: Path) -> Callable[..., Path]:
+    """Build a catalogue of ``n`` valid SKUs in a fresh folder; returns the table's path."""
+    counter = iter(range(10_000))
+
+    def build(
+        n: int = 8, *, fmt: str = "csv", rows: list[dict] | None = None, **row_options
+    ) -> Path:
+        folder = tmp_path / f"catalogue{next(counter)}"
+        return write_catalogue(
+            folder, rows if rows is not None else catalogue_rows(n, **row_options), fmt=fmt
+        )
+
+    return build
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    """Product settings with all state in a temporary home (default encoders)."""
+    from features.config import Settings
+
+    return Settings(home=tmp_path / "home")
+
+
+@pytest.fixture(scope="session")
+def history(tmp_path_factory):
+    """A 24-SKU catalogue embedded once with the real default encoders, shared by the session.
+
+    Returns (catalogue, embeddings, settings, catalogue path).
+    """
+    from features.cache import EmbeddingCache
+    from features.catalogue import load_catalogue
+    from features.config import Settings
+    from features.embed import embed_frame
+
+    folder = tmp_path_factory.mktemp("history")
+    path = write_catalogue(folder, catalogue_rows(24, every_days=3, seed=1))
+    catalogue = load_catalogue(path)
+    settings = Settings(home=folder / "home", analog_k=5, picture_components=4, copy_components=4)
+    cache = EmbeddingCache(settings.cache_path)
+    embeddings = embed_frame(catalogue.frame, settings, cache=cache)
+    cache.close()
+    return catalogue, embeddings, settings, path
+
+
+@pytest.fixture(scope="session")
+def kit():
+    """The drawing and catalogue helpers above, for tests (robust to how pytest imports conftest)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        draw_picture=draw_picture,
+        picture_bytes=picture_bytes,
+        catalogue_rows=catalogue_rows,
+        write_catalogue=write_catalogue,
+        colours=COLOURS,
+        shapes=SHAPES,
+    )

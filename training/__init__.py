@@ -1,0 +1,1 @@
+"""Fit, evaluate, gate, register and retrain the forecaster."""

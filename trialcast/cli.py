@@ -1,0 +1,125 @@
+"""``trialcast``: one command, a thin shell over plain functions in features/, training/, serving/."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+for _var in ("BENTOML_DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
+    os.environ.setdefault(_var, "true")
+
+app = typer.Typer(help="trialcast: forecast a new SKU's first-7-day sales and answer GO / REVIEW / NO_GO.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+
+
+def _settings(**overrides):
+    from features.config import Settings
+
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _dump(obj) -> None:
+    typer.echo(json.dumps(obj, indent=2, ensure_ascii=False, default=str))
+
+
+@app.command()
+def sample(
+    out: Path = typer.Option(Path("sample"), help="Folder to write catalogue.parquet, candidates.csv and images/."),
+    n: int = typer.Option(3000, min=50, help="Number of past SKUs."),
+    seed: int = typer.Option(7, help="Random seed (same seed, same catalogue)."),
+) -> None:
+    """Write the SYNTHETIC sample catalogue (the embedded default)."""
+    from features.sample import write_sample_catalogue
+
+    path = write_sample_catalogue(out, n=n, seed=seed)
+    typer.echo(f"wrote synthetic sample catalogue {path} ({n} SKUs) and {out / 'candidates.csv'}")
+
+
+@app.command()
+def embed(catalogue: Path = typer.Argument(..., help="Catalogue file (.parquet or .csv).")) -> None:
+    """Validate a catalogue and fill the embedding cache; prints counts and rate."""
+    import time
+
+    from training.data import load_dataset
+
+    settings = _settings()
+    start = time.perf_counter()
+    data = load_dataset(catalogue, settings)
+    seconds = time.perf_counter() - start
+    typer.echo(f"{len(data.frame)} SKUs: {data.embeddings.computed} new vectors in {seconds:.1f}s "
+               f"({len(data.frame) / seconds:.1f} SKUs/s); cache {settings.cache_path}")
+
+
+@app.command(name="train")
+def train_command(
+    catalogue: Path = typer.Argument(..., help="History catalogue with sales."),
+    shuffle_target: bool = typer.Option(False, help="Train on shuffled targets (a deliberately useless model)."),
+) -> None:
+    """Train, evaluate on the most recent launches, gate, log to MLflow and register."""
+    from training.jobs import run_train
+
+    _dump(run_train(catalogue, _settings(), shuffle_target=shuffle_target, echo=typer.echo))
+
+
+@app.command()
+def retrain(catalogue: Path = typer.Argument(..., help="A new catalogue snapshot.")) -> None:
+    """Scheduled retraining: embed only what is new, train, gate, promote; a no-op on a snapshot already trained."""
+    from training.jobs import run_train
+
+    _dump(run_train(catalogue, _settings(), retrain=True, echo=typer.echo))
+
+
+@app.command()
+def evaluate(
+    catalogue: Path = typer.Argument(..., help="Catalogue holding launches newer than the model's training data."),
+    alias: str = typer.Option("champion", help="Registry alias to evaluate."),
+) -> None:
+    """Score a registered model on launches it never saw; is its error still under the gate?"""
+    from training.jobs import evaluate_registered
+
+    _dump(evaluate_registered(catalogue, _settings(), alias))
+
+
+@app.command()
+def promote(
+    version: str = typer.Argument(..., help="Model version to make champion (promotion or rollback)."),
+    force: bool = typer.Option(False, help="Promote even a version the gate refused."),
+) -> None:
+    """Move the champion alias to a version."""
+    from training.jobs import promote as promote_version
+
+    _dump(promote_version(_settings(), version, force=force))
+
+
+@app.command()
+def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """The registry's state: champion, its gate numbers, holdout and baseline metrics."""
+    from training.registry import connect, status as registry_status
+
+    settings = _settings()
+    state = registry_status(connect(settings), settings)
+    if as_json:
+        _dump(state)
+        return
+    champ = state.get("champion")
+    if not champ:
+        typer.echo("no champion yet: run `trialcast train CATALOGUE`")
+        return
+    g = champ["gate"]
+    typer.echo(f"champion v{champ['version']}: {g['metric']} {g['value']:.1%} (threshold {g['threshold']:.0%}), "
+               f"bias {g['bias']:+.1%} -> {'PASSED' if g['passed'] else 'REFUSED'}")
+    for name, m in champ["baselines"].items():
+        if m:
+            typer.echo(f"  baseline {name}: wape {m.get('wape', float('nan')):.1%}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()
