@@ -16,8 +16,11 @@ from features.analogs import AnalogIndex, Neighbours, analog_curve, analog_featu
 from features.catalogue import Catalogue
 from features.config import Settings
 from features.embed import Embeddings
+from features.projection import TimeHonestRidge, design
 
 CATEGORICAL = ("category", "channel")
+# The projection's forecast of log1p(launch sales): the forecaster boosts from it.
+BASE_MARGIN = "embedding_log_sales"
 
 
 def _fit_pca(vectors: np.ndarray, components: int, seed: int = 0) -> PCA | None:
@@ -65,6 +68,7 @@ class FeaturePipeline:
     copy_components: int
     index: AnalogIndex
     history: pd.DataFrame  # sku_id, title, category, launch_date, target: shown beside analogs
+    projection: TimeHonestRidge | None = None
     k: int = 20
     floor: float = 0.8
     feature_names: list[str] = field(default_factory=list)
@@ -100,6 +104,11 @@ class FeaturePipeline:
             history=frame[["sku_id", "title", "category", "launch_date", target]].copy(),
             k=settings.analog_k,
             floor=settings.similarity_floor,
+        )
+        pipeline.projection = TimeHonestRidge(gap_days=settings.analog_gap_days, refit_days=settings.projection_refit_days).fit(
+            frame,
+            design(frame, embeddings.picture, embeddings.copy, categories["category"]),
+            np.log1p(np.clip(frame[target].to_numpy(dtype=float), 0, None)),
         )
         pipeline.feature_names = list(pipeline.transform(frame.head(1), _head(embeddings, 1)).columns)
         return pipeline
@@ -147,6 +156,9 @@ class FeaturePipeline:
             _reduce(self.copy_pca, embeddings.copy, "copy", self.copy_components),
             analogs,
         ]
+        if self.projection is not None:
+            X = design(frame, embeddings.picture, embeddings.copy, self.categories["category"])
+            parts.append(pd.DataFrame({BASE_MARGIN: self.projection.predict(frame, X)}))
         features = pd.concat(parts, axis=1)
         if self.feature_names:
             features = features.reindex(columns=self.feature_names)

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     picture_weight: float = Field(0.5, ge=0, le=1, description="Weight of picture vs copy in joint similarity.")
 
     # Embedding reduction before LightGBM.
+    projection_refit_days: int = Field(30, ge=1, description="How often the time-honest ridge read-out is refit.")
     picture_components: int = Field(16, ge=1)
     copy_components: int = Field(16, ge=1)
 

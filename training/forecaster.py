@@ -13,7 +13,9 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-LOSSES = ("log_l2", "tweedie", "l1")
+from features.assemble import BASE_MARGIN
+
+LOSSES = ("log_l2", "log_l1", "tweedie")
 INTERVAL = 0.8  # P10-P90
 
 BASE_PARAMS = {
@@ -34,24 +36,35 @@ BASE_PARAMS = {
 def _objective(loss: str) -> dict:
     return {
         "log_l2": {"objective": "regression"},
+        "log_l1": {"objective": "regression_l1"},
         "tweedie": {"objective": "tweedie", "tweedie_variance_power": 1.3},
-        "l1": {"objective": "regression_l1"},
     }[loss]
 
 
 def _target(loss: str, y: np.ndarray) -> np.ndarray:
-    return np.log1p(y) if loss == "log_l2" else y
+    return y if loss == "tweedie" else np.log1p(y)
 
 
 def _inverse(loss: str, raw: np.ndarray) -> np.ndarray:
-    return np.expm1(raw) if loss == "log_l2" else raw
+    """Booster output (raw score incl. base margin) back to units."""
+    return np.exp(raw) if loss == "tweedie" else np.expm1(raw)
 
 
-def _train(params: dict, X: pd.DataFrame, y: np.ndarray, rounds: int, valid=None) -> lgb.Booster:
-    data = lgb.Dataset(X, y, free_raw_data=False)
+def base_margin(loss: str, X: pd.DataFrame) -> np.ndarray:
+    """Where boosting starts: the embedding read-out's log-sales forecast (0 when absent).
+
+    Tweedie's log link models log(units) rather than log(1 + units); the shift is small."""
+    if BASE_MARGIN not in X:
+        return np.zeros(len(X))
+    m = X[BASE_MARGIN].to_numpy(dtype=float)
+    return np.log(np.clip(np.expm1(m), 0.1, None)) if loss == "tweedie" else m
+
+
+def _train(params: dict, X: pd.DataFrame, y: np.ndarray, init: np.ndarray, rounds: int, valid=None) -> lgb.Booster:
+    data = lgb.Dataset(X, y, init_score=init, free_raw_data=False)
     if valid is None:
         return lgb.train(params, data, num_boost_round=rounds)
-    v = lgb.Dataset(valid[0], valid[1], reference=data)
+    v = lgb.Dataset(valid[0], valid[1], init_score=valid[2], reference=data)
     return lgb.train(
         params, data, num_boost_round=rounds, valid_sets=[v], callbacks=[lgb.early_stopping(100, verbose=False)]
     )
@@ -75,17 +88,19 @@ class Forecaster:
 
     def calibrate(self, X_fit: pd.DataFrame, y_fit: np.ndarray, X_cal: pd.DataFrame, y_cal: np.ndarray) -> Forecaster:
         """Fit on one period, then set rounds, bias scale and band width on the next (out of time)."""
-        point = _train(self._params("point"), X_fit, _target(self.loss, y_fit), 3000, (X_cal, _target(self.loss, y_cal)))
-        lower = _train(self._params("lower"), X_fit, np.log1p(y_fit), 3000, (X_cal, np.log1p(y_cal)))
-        upper = _train(self._params("upper"), X_fit, np.log1p(y_fit), 3000, (X_cal, np.log1p(y_cal)))
-        self.boosters = {"point": point, "lower": lower, "upper": upper}
-        self.rounds = {name: max(50, b.best_iteration or b.current_iteration()) for name, b in self.boosters.items()}
-        raw = np.clip(_inverse(self.loss, point.predict(X_cal, num_iteration=self.rounds["point"])), 0, None)
-        self.scale = float(np.clip(y_cal.sum() / max(raw.sum(), 1e-9), 0.5, 2.0))
+        self.boosters = {}
+        for name in ("point", "lower", "upper"):
+            loss = self.loss if name == "point" else "log_l2"
+            self.boosters[name] = _train(
+                self._params(name), X_fit, _target(loss, y_fit), base_margin(loss, X_fit), 3000,
+                (X_cal, _target(loss, y_cal), base_margin(loss, X_cal)),
+            )
+        self.rounds = {name: max(1, b.best_iteration or b.current_iteration()) for name, b in self.boosters.items()}
+        raw = self._raw(X_cal)
+        self.scale = float(np.clip(y_cal.sum() / max(raw["point"].sum(), 1e-9), 0.5, 2.0))
         # Conformalised quantile regression: widen the band by the score quantile on held-out launches.
-        lo = lower.predict(X_cal, num_iteration=self.rounds["lower"])
-        hi = upper.predict(X_cal, num_iteration=self.rounds["upper"])
-        scores = np.maximum(lo - np.log1p(y_cal), np.log1p(y_cal) - hi)
+        lo, hi = raw["lower"], raw["upper"]
+        scores = np.maximum(np.log1p(lo) - np.log1p(y_cal), np.log1p(y_cal) - np.log1p(hi))
         level = min(1.0, INTERVAL * (1 + 1 / len(scores)))
         self.widen = float(np.quantile(scores, level))
         return self
@@ -93,20 +108,26 @@ class Forecaster:
     def refit(self, X: pd.DataFrame, y: np.ndarray) -> Forecaster:
         """Refit every booster on more data with the calibrated settings (rounds grown with the data)."""
         grow = 1.1
-        self.boosters = {
-            name: _train(self._params(name), X, _target(self.loss, y) if name == "point" else np.log1p(y), int(r * grow))
-            for name, r in self.rounds.items()
-        }
+        self.boosters = {}
+        for name, r in self.rounds.items():
+            loss = self.loss if name == "point" else "log_l2"
+            self.boosters[name] = _train(self._params(name), X, _target(loss, y), base_margin(loss, X), max(1, int(r * grow)))
         return self
 
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        def booster(name: str) -> np.ndarray:
-            b = self.boosters[name]
-            return b.predict(X, num_iteration=b.best_iteration or None)
+    def _raw(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each booster's forecast in units, before bias scale and conformal widening."""
+        out = {}
+        for name, b in self.boosters.items():
+            loss = self.loss if name == "point" else "log_l2"
+            score = b.predict(X, num_iteration=self.rounds.get(name) if b.best_iteration else None, raw_score=True)
+            out[name] = np.clip(_inverse(loss, score + base_margin(loss, X)), 0, None)
+        return out
 
-        p50 = np.clip(_inverse(self.loss, booster("point")), 0, None) * self.scale
-        p10 = np.expm1(booster("lower") - self.widen).clip(min=0)
-        p90 = np.expm1(booster("upper") + self.widen).clip(min=0)
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        raw = self._raw(X)
+        p50 = raw["point"] * self.scale
+        p10 = np.expm1(np.log1p(raw["lower"]) - self.widen).clip(min=0)
+        p90 = np.expm1(np.log1p(raw["upper"]) + self.widen).clip(min=0)
         # Keep the three ordered whatever the separate models say.
         p10 = np.minimum(p10, p50)
         p90 = np.maximum(p90, p50)
