@@ -116,6 +116,73 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
             typer.echo(f"  baseline {name}: wape {m.get('wape', float('nan')):.1%}")
 
 
+@app.command()
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to bind."),
+    port: int = typer.Option(3000, help="Port to listen on."),
+) -> None:
+    """Start the go/no-go service (web page at /, API docs at /docs) on the registry's champion."""
+    import sys
+
+    settings = _settings()
+    os.environ["TRIALCAST_HOME"] = str(settings.home.resolve())
+    bentoml = Path(sys.executable).with_name("bentoml")
+    command = [str(bentoml), "serve", "serving.service:Trialcast", "--host", host, "--port", str(port)]
+    os.execv(command[0], command)
+
+
+@app.command()
+def score(
+    candidates: Path = typer.Argument(..., help="Candidates table (.csv or .parquet); pictures by path under its folder."),
+    out: Path = typer.Option(..., "--out", help="Where to write the scores (.parquet or .csv)."),
+) -> None:
+    """Batch-score candidate SKUs with the champion; resumes a killed run, never drops a row."""
+    from serving.batch import score_file
+    from serving.champion import load_champion
+
+    settings = _settings()
+    predictor, message = load_champion(settings)
+    if predictor is None:
+        typer.echo(message, err=True)
+        raise typer.Exit(2)
+    _dump(score_file(candidates, out, predictor))
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("sample"), help="Where the sample catalogue goes."),
+    port: int = typer.Option(3000, help="Port for the service."),
+    serve_after: bool = typer.Option(True, "--serve/--no-serve", help="End by serving the champion."),
+) -> None:
+    """The main job on the embedded default: sample catalogue -> embed -> train and gate -> serve."""
+    from features.sample import write_sample_catalogue
+    from training.jobs import run_train
+
+    settings = _settings()
+    catalogue = out / "catalogue.parquet"
+    if not catalogue.exists():
+        write_sample_catalogue(out)
+    typer.echo(f"SYNTHETIC sample catalogue: {catalogue.resolve()}")
+    summary = run_train(catalogue, settings, retrain=True, echo=typer.echo)
+    typer.echo(f"embedding cache: {settings.cache_path.resolve()}")
+    typer.echo(f"MLflow store: {settings.mlflow_uri}  (browse: .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_uri})")
+    if not summary.get("noop"):
+        g = summary["gate"]
+        typer.echo(f"gate: {g['metric']} {g['value']:.1%} (must be < {g['threshold']:.0%}), bias {g['bias']:+.1%} "
+                   f"-> {'PASSED' if g['passed'] else 'REFUSED'}; version {summary['version']} is {summary['alias']}")
+    picture = next(iter(sorted((out / "images").glob("*.png"))), None)
+    typer.echo(
+        "\nTry it (in another terminal):\n"
+        f"  curl -s -F image=@{picture.resolve() if picture else 'picture.png'} -F title='白色纯棉T恤 white cotton tee' "
+        "-F description='夏季新款 宽松 oversize' -F cost_price=45 -F list_price=119 -F category=T恤 "
+        f"http://127.0.0.1:{port}/predict\n"
+        f"  web page: http://127.0.0.1:{port}/   API docs: http://127.0.0.1:{port}/docs\n"
+        f"  batch: .venv/bin/trialcast score {out / 'candidates.csv'} --out scores.parquet\n"
+    )
+    if serve_after:
+        serve(host="127.0.0.1", port=port)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,131 @@
+"""Batch scoring of a candidates file: every input row comes out once, scored or with its error.
+
+Work is done in chunks; each finished chunk is written atomically into ``OUT.parts/``, so a killed
+run resumes where it stopped without losing or duplicating rows. The final file is written to a
+temporary name and renamed into place (readers never see half a file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from features.catalogue import FieldError, read_table, resolve_image
+from serving.predictor import Predictor
+
+CHUNK = 64
+
+
+def _flatten(answer: dict[str, Any]) -> dict[str, Any]:
+    if not answer["ok"]:
+        return {"error": "; ".join(f"{e['field']}: {e['reason']}" for e in answer["errors"])}
+    f, d = answer["forecast"], answer["decision"]
+    analogs = answer["analogs"]
+    return {
+        "p10": f["p10"], "p50": f["p50"], "p90": f["p90"],
+        "curve": json.dumps(f["curve"]),
+        "decision": d["label"], "reasons": ",".join(d["reasons"]), "message": d["message"],
+        "break_even_units": d["break_even_units"],
+        "top_similarity": analogs[0]["similarity"] if analogs else None,
+        "similar_skus": ",".join(a["sku_id"] for a in analogs),
+        "model_version": answer["model"]["version"],
+        "error": None,
+    }
+
+
+def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor) -> pd.DataFrame:
+    """Score rows of a candidates table (pictures by path under ``root``); one output row per input row."""
+    records = raw.to_dict("records")
+    images: list[bytes | None] = []
+    path_errors: dict[int, str] = {}
+    for i, record in enumerate(records):
+        try:
+            path = resolve_image(root, record.get("image"), required=True)
+            images.append(path.read_bytes() if path else None)
+        except FieldError as error:
+            path_errors[i] = f"image: {error.reason}"
+            images.append(None)
+        except OSError as error:
+            path_errors[i] = f"image: cannot be read ({error.strerror})"
+            images.append(None)
+    todo = [i for i in range(len(records)) if i not in path_errors]
+    answers = predictor.predict([records[i] for i in todo], [images[i] for i in todo]) if todo else []
+    flat: list[dict[str, Any]] = [{} for _ in records]
+    for i, answer in zip(todo, answers):
+        flat[i] = _flatten(answer)
+    for i, message in path_errors.items():
+        flat[i] = {"error": message}
+    out = pd.DataFrame(flat, index=raw.index)
+    return pd.concat([raw.reset_index(drop=True), out.reset_index(drop=True)], axis=1)
+
+
+def _fingerprint(path: Path, model_version: str | None) -> str:
+    digest = hashlib.sha256(path.read_bytes())
+    digest.update(str(model_version).encode())
+    return digest.hexdigest()[:16]
+
+
+def _atomic_write(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(tmp, index=False, encoding="utf-8")
+    else:
+        frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def score_file(
+    candidates: Path,
+    out: Path,
+    predictor: Predictor,
+    *,
+    chunk: int = CHUNK,
+    progress: bool = True,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """Score ``candidates`` into ``out`` (.parquet or .csv), resuming a killed run."""
+    candidates, out = Path(candidates), Path(out)
+    raw = read_table(candidates)
+    raw = raw.astype(object).where(raw.notna(), None)
+    parts = out.with_name(out.name + ".parts")
+    manifest = {"input": _fingerprint(candidates, predictor.version), "chunk": chunk, "rows": len(raw)}
+    manifest_path = parts / "manifest.json"
+    if parts.exists():
+        try:
+            same = json.loads(manifest_path.read_text()) == manifest
+        except (OSError, ValueError):
+            same = False
+        if not same:  # another input or model: start afresh
+            shutil.rmtree(parts)
+    parts.mkdir(parents=True, exist_ok=True)
+    manifest_path.write_text(json.dumps(manifest))
+
+    starts = list(range(0, len(raw), chunk))
+    done_before = sum(1 for s in starts if (parts / f"{s:09d}.parquet").exists())
+    bar = tqdm(total=len(raw), desc="scoring", unit="SKU", disable=not progress)
+    for start in starts:
+        part = parts / f"{start:09d}.parquet"
+        rows = min(chunk, len(raw) - start)
+        if not part.exists():
+            scored = score_rows(raw.iloc[start : start + rows], candidates.parent, predictor)
+            _atomic_write(scored.astype({c: "string" for c in raw.columns}), part)
+        bar.update(rows)
+        if on_progress:
+            on_progress(min(start + rows, len(raw)), len(raw))
+    bar.close()
+    frames = [pd.read_parquet(parts / f"{s:09d}.parquet") for s in starts]
+    result = pd.concat(frames, ignore_index=True) if frames else raw.assign(error=None)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _atomic_write(result, out)
+    shutil.rmtree(parts, ignore_errors=True)
+    failed = int(result["error"].notna().sum()) if "error" in result else 0
+    return {"rows": len(result), "scored": len(result) - failed, "failed": failed,
+            "resumed_chunks": done_before, "out": str(out)}

@@ -1,0 +1,122 @@
+"""The trialcast BentoML service: the registry's champion answers GO / REVIEW / NO_GO.
+
+Start with ``trialcast serve`` (or ``bentoml serve serving.service:Trialcast``).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+for _var in ("BENTOML_DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
+    os.environ.setdefault(_var, "true")
+
+import bentoml  # noqa: E402
+from pydantic import BeforeValidator, Field  # noqa: E402
+from starlette.responses import JSONResponse  # noqa: E402
+
+from features.config import get_settings  # noqa: E402
+from serving import web  # noqa: E402
+from serving.champion import load_champion  # noqa: E402
+from serving.limits import BodySizeLimit  # noqa: E402
+
+MAX_TEXT = get_settings().max_text_chars
+
+
+def _as_text(value: Any) -> Any:
+    # BentoML parses every multipart form field as JSON first ("123" -> 123): keep text as text.
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value) if isinstance(value, (int, float)) else value
+
+
+def _blank_to_none(value: Any) -> Any:
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+Text = Annotated[str, BeforeValidator(_as_text), Field(min_length=1, max_length=MAX_TEXT)]
+OptionalText = Annotated[Optional[str], BeforeValidator(_blank_to_none), BeforeValidator(_as_text),
+                         Field(max_length=MAX_TEXT)]
+Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+OptionalPrice = Annotated[Optional[Price], BeforeValidator(_blank_to_none)]
+
+
+def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
+    """422 in the same shape as BentoML's own 400 validation errors: one format for clients."""
+    return JSONResponse(
+        {"error": "; ".join(f"{e['field']}: {e['reason']}" for e in errors),
+         "detail": [{"loc": [e["field"]], "msg": e["reason"], "type": "invalid_input"} for e in errors]},
+        status_code=422,
+    )
+
+
+@bentoml.service(workers=1, threads=2, traffic={"timeout": 120})
+@bentoml.asgi_app(web.app, path="/")
+class Trialcast:
+    """Forecast a new SKU's first-7-day sales from its picture, copy and cost price."""
+
+    def __init__(self) -> None:
+        self.settings = get_settings()
+        self.predictor, message = load_champion(self.settings)
+        web.state.predictor, web.state.message, web.state.settings = self.predictor, message, self.settings
+
+    def __is_ready__(self) -> bool:
+        return self.predictor is not None
+
+    @bentoml.api(route="/predict")
+    def predict(
+        self,
+        image: Annotated[Path, Field(description="Product picture (JPEG, PNG, WebP).")],
+        title: Annotated[Text, Field(description="Product title, Chinese and/or English.")],
+        cost_price: Annotated[Price, Field(description="Unit cost price, > 0.")],
+        description: Annotated[OptionalText, Field(description="Product description.")] = None,
+        category: Annotated[OptionalText, Field(description="One of the model's categories (see /model).")] = None,
+        list_price: Annotated[OptionalPrice, Field(description="Planned list price, > cost price.")] = None,
+        launch_date: Annotated[OptionalText, Field(description="Planned launch date YYYY-MM-DD (default today).")] = None,
+        channel: Annotated[OptionalText, Field(description="Sales channel.")] = None,
+    ) -> dict:
+        """One SKU: P10/P50/P90 of 7-day units, the daily curve, GO / REVIEW / NO_GO with reasons,
+        the 5 most similar past SKUs, and the model version with its gate metric."""
+        if self.predictor is None:
+            return web.not_ready()
+        try:
+            picture = image.read_bytes()
+        except OSError:
+            return _invalid([{"field": "image", "reason": "the upload could not be read"}])
+        record = {"title": title, "description": description, "cost_price": cost_price, "category": category,
+                  "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload"}
+        answer = self.predictor.predict([record], [picture])[0]
+        return answer if answer["ok"] else _invalid(answer["errors"])
+
+    @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=64, max_latency_ms=10_000)
+    def predict_batch(self, items: list[dict[str, Any]]) -> list[dict]:
+        """Many SKUs as JSON: ``{"items": [{"sku_id", "title", "description", "cost_price", "list_price",
+        "category", "launch_date", "channel", "image_base64"}, ...]}``. One answer per item, in order:
+        ``ok: true`` with the forecast and decision, or ``ok: false`` with the field errors."""
+        if self.predictor is None:
+            return [{"ok": False, "errors": [{"field": "model", "reason": web.state.message}]} for _ in items]
+        pictures: list[bytes | None] = []
+        broken: dict[int, str] = {}
+        for i, item in enumerate(items):
+            encoded = item.get("image_base64") if isinstance(item, dict) else None
+            try:
+                pictures.append(base64.b64decode(encoded, validate=True) if encoded else None)
+            except (binascii.Error, TypeError, ValueError):
+                broken[i] = "image_base64 is not valid base64"
+                pictures.append(None)
+        records = [item if isinstance(item, dict) else {} for item in items]
+        keep = [i for i in range(len(items)) if i not in broken]
+        answers = self.predictor.predict([records[i] for i in keep], [pictures[i] for i in keep])
+        out: list[dict] = [{} for _ in items]
+        for i, answer in zip(keep, answers):
+            out[i] = answer
+        for i, reason in broken.items():
+            out[i] = {"sku_id": records[i].get("sku_id"), "ok": False, "errors": [{"field": "image_base64", "reason": reason}]}
+        return out
+
+
+Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_bytes + 512 * 1024,
+                              paths=("/predict",))
