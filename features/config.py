@@ -64,9 +64,11 @@ class Settings(BaseSettings):
         1.2, gt=0, description="(P90-P10)/P50 above which the forecast is too uncertain for GO."
     )
 
+    cache_file: Path | None = Field(None, description="Embedding cache file; defaults to home/embeddings.sqlite.")
+
     @property
     def cache_path(self) -> Path:
-        return self.home / "embeddings.sqlite"
+        return self.cache_file or self.home / "embeddings.sqlite"
 
     @property
     def mlflow_uri(self) -> str:

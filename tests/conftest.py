@@ -192,3 +192,83 @@ def kit():
         colours=COLOURS,
         shapes=SHAPES,
     )
+
+
+# ---------------------------------------------------------------- the trained sample (shared)
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def sample_dir(tmp_path_factory) -> Path:
+    """The default SYNTHETIC sample catalogue (3,000 SKUs), written once per session.
+
+    ``TRIALCAST_TEST_SAMPLE_DIR`` reuses a folder between local runs (it is generated there if empty)."""
+    from features.sample import write_sample_catalogue
+
+    folder = Path(os.environ.get("TRIALCAST_TEST_SAMPLE_DIR") or tmp_path_factory.mktemp("sample"))
+    if not (folder / "catalogue.parquet").exists():
+        write_sample_catalogue(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def trained(sample_dir: Path, tmp_path_factory) -> dict:
+    """A fresh trialcast home (MLflow store, registry) whose champion was trained on the sample.
+
+    ``TRIALCAST_TEST_CACHE`` shares the embedding cache between local runs (content-keyed, so safe)."""
+    from features.config import Settings
+    from training.jobs import run_train
+
+    home = tmp_path_factory.mktemp("home")
+    cache = os.environ.get("TRIALCAST_TEST_CACHE")
+    settings = Settings(home=home, cache_file=Path(cache) if cache else None)
+    summary = run_train(sample_dir / "catalogue.parquet", settings, progress=False, echo=lambda *_: None)
+    return {"home": home, "settings": settings, "summary": summary, "sample": sample_dir}
+
+
+@pytest.fixture(scope="session")
+def server(trained: dict, tmp_path_factory):
+    """The real service (``bentoml serve``) on a free loopback port, serving the sample champion."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    port = _free_port()
+    env = {**os.environ, "TRIALCAST_HOME": str(trained["home"])}
+    if trained["settings"].cache_file:
+        env["TRIALCAST_CACHE_FILE"] = str(trained["settings"].cache_file)
+    log = open(tmp_path_factory.mktemp("server") / "server.log", "wb")
+    bentoml = Path(sys.executable).with_name("bentoml")
+    proc = subprocess.Popen(
+        [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"the service exited with {proc.returncode}; see {log.name}")
+        try:
+            if httpx.get(base + "/readyz", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline:
+            os.killpg(proc.pid, signal.SIGKILL)
+            raise RuntimeError(f"the service did not become ready in 180 s; see {log.name}")
+        time.sleep(0.5)
+    yield {"url": base, "process": proc, "log": Path(log.name), **trained}
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+    log.close()
