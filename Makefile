@@ -13,7 +13,7 @@ export DO_NOT_TRACK := true
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test browser lint bench
+.PHONY: setup demo test system lint bench
 
 setup: $(STAMP)
 
@@ -28,12 +28,13 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/trialcast demo
 
-# Debian's Chromium and ChromeDriver for the browser tests (installed once).
-browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null)
+# Debian packages: Chromium and ChromeDriver for the browser tests, a CJK font for plots (once).
+SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+system:
+	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
+	  ( (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null)
 
-test: setup browser
+test: setup system
 	$(BIN)/python -m pytest -q
 
 lint: setup

@@ -16,19 +16,11 @@ from features.analogs import AnalogIndex, Neighbours, analog_curve, analog_featu
 from features.catalogue import Catalogue
 from features.config import Settings
 from features.embed import Embeddings
-from features.projection import TimeHonestRidge, design
+from features.projection import TimeHonestRidge
 
 CATEGORICAL = ("category", "channel")
 # The projection's forecast of log1p(launch sales): the forecaster boosts from it.
 BASE_MARGIN = "embedding_log_sales"
-
-
-def _fit_pca(vectors: np.ndarray, components: int, seed: int = 0) -> PCA | None:
-    present = vectors[~np.isnan(vectors).any(axis=1)]
-    n = min(components, len(present) - 1, vectors.shape[1])
-    if n < 1:
-        return None
-    return PCA(n_components=n, random_state=seed).fit(present.astype(np.float64))
 
 
 def _reduce(pca: PCA | None, vectors: np.ndarray, prefix: str, n: int) -> pd.DataFrame:
@@ -38,8 +30,8 @@ def _reduce(pca: PCA | None, vectors: np.ndarray, prefix: str, n: int) -> pd.Dat
         if present.any():
             # float64 then rounded to float32: the same row gives the same bits alone or in a batch
             # (see analogs._clean); a float32 product does not.
-            reduced = pca.transform(vectors[present].astype(np.float64)).astype(np.float32)
-            out[present, : pca.n_components_] = reduced
+            reduced = pca.transform(vectors[present].astype(np.float64))[:, :n].astype(np.float32)
+            out[present, : reduced.shape[1]] = reduced
     return pd.DataFrame(out, columns=[f"{prefix}_pc{i}" for i in range(n)])
 
 
@@ -62,13 +54,11 @@ class FeaturePipeline:
     target: str
     curve_columns: list[str]
     categories: dict[str, list[str]]
-    picture_pca: PCA | None
-    copy_pca: PCA | None
     picture_components: int
     copy_components: int
     index: AnalogIndex
     history: pd.DataFrame  # sku_id, title, category, launch_date, target: shown beside analogs
-    projection: TimeHonestRidge | None = None
+    projection: TimeHonestRidge
     k: int = 20
     floor: float = 0.8
     feature_names: list[str] = field(default_factory=list)
@@ -96,19 +86,19 @@ class FeaturePipeline:
             target=target,
             curve_columns=curve_columns,
             categories=categories,
-            picture_pca=_fit_pca(embeddings.picture, settings.picture_components),
-            copy_pca=_fit_pca(embeddings.copy, settings.copy_components),
             picture_components=settings.picture_components,
             copy_components=settings.copy_components,
             index=index,
+            # Its PCA axes double as the LightGBM's embedding features (the first few of them).
+            projection=TimeHonestRidge(
+                categories["category"],
+                gap_days=settings.analog_gap_days,
+                refit_days=settings.projection_refit_days,
+                components=max(settings.projection_components, settings.picture_components, settings.copy_components),
+            ).fit(frame, embeddings.picture, embeddings.copy, np.log1p(np.clip(frame[target].to_numpy(dtype=float), 0, None))),
             history=frame[["sku_id", "title", "category", "launch_date", target]].copy(),
             k=settings.analog_k,
             floor=settings.similarity_floor,
-        )
-        pipeline.projection = TimeHonestRidge(gap_days=settings.analog_gap_days, refit_days=settings.projection_refit_days).fit(
-            frame,
-            design(frame, embeddings.picture, embeddings.copy, categories["category"]),
-            np.log1p(np.clip(frame[target].to_numpy(dtype=float), 0, None)),
         )
         pipeline.feature_names = list(pipeline.transform(frame.head(1), _head(embeddings, 1)).columns)
         return pipeline
@@ -152,13 +142,12 @@ class FeaturePipeline:
         )
         parts = [
             base,
-            _reduce(self.picture_pca, embeddings.picture, "picture", self.picture_components),
-            _reduce(self.copy_pca, embeddings.copy, "copy", self.copy_components),
+            _reduce(self.projection.picture_reducer, embeddings.picture, "picture", self.picture_components),
+            _reduce(self.projection.copy_reducer, embeddings.copy, "copy", self.copy_components),
             analogs,
+            # Rounded to float32 like the other features: a row scores the same alone or in a batch.
+            pd.DataFrame({BASE_MARGIN: self.projection.predict(frame, embeddings.picture, embeddings.copy).astype(np.float32)}),
         ]
-        if self.projection is not None:
-            X = design(frame, embeddings.picture, embeddings.copy, self.categories["category"])
-            parts.append(pd.DataFrame({BASE_MARGIN: self.projection.predict(frame, X)}))
         features = pd.concat(parts, axis=1)
         if self.feature_names:
             features = features.reindex(columns=self.feature_names)

@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     picture_weight: float = Field(0.5, ge=0, le=1, description="Weight of picture vs copy in joint similarity.")
 
     # Embedding reduction before LightGBM.
+    projection_components: int = Field(128, ge=1, description="PCA axes per embedding before the ridge read-out.")
     projection_refit_days: int = Field(30, ge=1, description="How often the time-honest ridge read-out is refit.")
     picture_components: int = Field(16, ge=1)
     copy_components: int = Field(16, ge=1)
@@ -55,7 +56,9 @@ class Settings(BaseSettings):
     holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Most recent launches held out.")
 
     # Go / no-go.
-    launch_cost: float = Field(2000.0, ge=0, description="Fixed cost of a launch, in currency units.")
+    launch_cost: float = Field(
+        16000.0, ge=0, description="Fixed cost of a launch (design, samples, minimum run), in currency units."
+    )
     default_markup: float = Field(2.5, gt=1, description="List price / cost price assumed when no list price is given.")
     ood_similarity: float = Field(
         0.6, description="Below this joint similarity to every past SKU, a forecast goes to REVIEW."

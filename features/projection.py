@@ -18,11 +18,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import RidgeCV
+from sklearn.decomposition import PCA
+from sklearn.linear_model import Ridge, RidgeCV
 
 from features.analogs import day_numbers
 
-ALPHAS = (0.1, 0.3, 1.0, 3.0)
+ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0)
+
+
+def _fit_reducer(vectors: np.ndarray, components: int) -> PCA | None:
+    present = vectors[~np.isnan(vectors).any(axis=1)]
+    n = min(components, len(present) - 1, vectors.shape[1])
+    return PCA(n_components=n, random_state=0).fit(present.astype(np.float64)) if n >= 1 else None
+
+
+def _reduce(reducer: PCA | None, vectors: np.ndarray) -> np.ndarray:
+    """PCA scores; rows without a vector (no picture) stay NaN."""
+    if reducer is None:
+        return np.full((len(vectors), 1), np.nan)
+    out = np.full((len(vectors), reducer.n_components_), np.nan)
+    present = ~np.isnan(vectors).any(axis=1)
+    if present.any():
+        out[present] = reducer.transform(vectors[present].astype(np.float64))
+    return out
 
 
 def design(frame: pd.DataFrame, picture: np.ndarray, copy: np.ndarray, categories: list[str]) -> np.ndarray:
@@ -47,35 +65,50 @@ def design(frame: pd.DataFrame, picture: np.ndarray, copy: np.ndarray, categorie
 
 @dataclass
 class TimeHonestRidge:
+    """Embeddings are first compressed by PCA (unsupervised: it never sees sales) to ``components``
+    axes each, which keeps each of the ~30 refits a fraction of a second; on the sample this costs
+    0.3 points of WAPE against the full 1,792 dimensions (0.120 vs 0.118)."""
+
+    categories: list[str]
     gap_days: int = 7
     refit_days: int = 30
+    components: int = 128
     min_rows: int = 100
     origins: list[int] = field(default_factory=list)  # day numbers
-    models: list[RidgeCV] = field(default_factory=list)
+    models: list[Ridge] = field(default_factory=list)
+    alpha: float = 1.0
     fallback: float = 0.0  # mean log sales, for rows older than the first origin
+    picture_reducer: PCA | None = None
+    copy_reducer: PCA | None = None
 
-    def fit(self, frame: pd.DataFrame, X: np.ndarray, log_sales: np.ndarray) -> TimeHonestRidge:
+    def design(self, frame: pd.DataFrame, picture: np.ndarray, copy: np.ndarray) -> np.ndarray:
+        return design(frame, _reduce(self.picture_reducer, picture), _reduce(self.copy_reducer, copy), self.categories)
+
+    def fit(self, frame: pd.DataFrame, picture: np.ndarray, copy: np.ndarray, log_sales: np.ndarray) -> TimeHonestRidge:
+        self.picture_reducer = _fit_reducer(picture, self.components)
+        self.copy_reducer = _fit_reducer(copy, self.components)
+        X = self.design(frame, picture, copy)
         days = day_numbers(frame["launch_date"])
         order = np.sort(days)
         self.fallback = float(np.mean(log_sales))
         first = order[min(self.min_rows, len(order) - 1)] + self.gap_days
         last = int(order[-1]) + self.gap_days  # the snapshot fitted on all history: serves new SKUs
-        origins = list(range(int(first), last, self.refit_days)) + [last]
-        self.origins, self.models = [], []
-        for origin in origins:
-            seen = days <= origin - self.gap_days
-            if seen.sum() < self.min_rows:
-                continue
-            model = RidgeCV(alphas=ALPHAS)
-            self.models.append(model.fit(X[seen], log_sales[seen]))
-            self.origins.append(origin)
+        origins = [o for o in range(int(first), last, self.refit_days)
+                   if (days <= o - self.gap_days).sum() >= self.min_rows] + [last]
+        # The penalty is chosen once, by leave-one-out on all history (efficient GCV); each
+        # snapshot is then a plain ridge solve, which is what keeps ~30 refits cheap.
+        self.alpha = float(RidgeCV(alphas=ALPHAS).fit(X, log_sales).alpha_)
+        self.origins = origins
+        self.models = [Ridge(alpha=self.alpha, solver="cholesky").fit(X[seen], log_sales[seen])
+                       for seen in (days <= o - self.gap_days for o in origins)]
         return self
 
-    def predict(self, frame: pd.DataFrame, X: np.ndarray) -> np.ndarray:
+    def predict(self, frame: pd.DataFrame, picture: np.ndarray, copy: np.ndarray) -> np.ndarray:
         """Each row scored by the latest snapshot whose origin is on or before its launch day."""
         out = np.full(len(frame), self.fallback)
         if not self.origins:
             return out
+        X = self.design(frame, picture, copy)
         days = day_numbers(frame["launch_date"])
         which = np.searchsorted(np.array(self.origins), days, side="right") - 1
         for snapshot in np.unique(which[which >= 0]):
