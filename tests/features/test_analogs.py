@@ -300,6 +300,7 @@ def test_pipeline_feature_columns_stable(fitted):
             "picture_top1_similarity",
             "copy_wmean_log_sales",
             "copy_top1_similarity",
+            "embedding_log_sales",
         ]
     )
     assert pipeline.feature_names == expected
