@@ -22,6 +22,16 @@ from features.catalogue import FieldError, read_table, resolve_image
 from serving.predictor import Predictor
 
 CHUNK = 64
+# Every output has these columns after the input's, whatever failed, in this order.
+NUMBERS = ("p10", "p50", "p90", "break_even_units", "top_similarity")
+OUTPUT_COLUMNS = ("p10", "p50", "p90", "curve", "decision", "reasons", "message", "break_even_units",
+                  "top_similarity", "similar_skus", "model_version", "error")
+
+
+def _input_columns(raw: pd.DataFrame) -> pd.DataFrame:
+    """The input with columns named like our outputs (a scores file scored again) kept as ``<name>_input``."""
+    clash = {c: f"{c}_input" for c in raw.columns if c in OUTPUT_COLUMNS}
+    return raw.rename(columns=clash) if clash else raw
 
 
 def _flatten(answer: dict[str, Any]) -> dict[str, Any]:
@@ -49,6 +59,10 @@ def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor) -> pd.DataFr
     for i, record in enumerate(records):
         try:
             path = resolve_image(root, record.get("image"), required=True)
+            size = path.stat().st_size if path else 0
+            if size > predictor.settings.max_image_bytes:  # do not read a huge file only to refuse it
+                raise FieldError("image", f"the file is {size:,} bytes, over the limit of "
+                                          f"{predictor.settings.max_image_bytes:,}")
             images.append(path.read_bytes() if path else None)
         except FieldError as error:
             path_errors[i] = f"image: {error.reason}"
@@ -63,8 +77,9 @@ def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor) -> pd.DataFr
         flat[i] = _flatten(answer)
     for i, message in path_errors.items():
         flat[i] = {"error": message}
-    out = pd.DataFrame(flat, index=raw.index)
-    return pd.concat([raw.reset_index(drop=True), out.reset_index(drop=True)], axis=1)
+    out = pd.DataFrame(flat).reindex(columns=list(OUTPUT_COLUMNS))
+    out = out.astype({c: "float64" if c in NUMBERS else "string" for c in OUTPUT_COLUMNS})
+    return pd.concat([_input_columns(raw).reset_index(drop=True), out], axis=1)
 
 
 def _fingerprint(path: Path, model_version: str | None) -> str:
@@ -116,13 +131,14 @@ def score_file(
         rows = min(chunk, len(raw) - start)
         if not part.exists():
             scored = score_rows(raw.iloc[start : start + rows], candidates.parent, predictor)
-            _atomic_write(scored.astype({c: "string" for c in raw.columns}), part)
+            _atomic_write(scored.astype({c: "string" for c in _input_columns(raw).columns}), part)
         bar.update(rows)
         if on_progress:
             on_progress(min(start + rows, len(raw)), len(raw))
     bar.close()
     frames = [pd.read_parquet(parts / f"{s:09d}.parquet") for s in starts]
-    result = pd.concat(frames, ignore_index=True) if frames else raw.assign(error=None)
+    result = (pd.concat(frames, ignore_index=True) if frames
+              else _input_columns(raw).reindex(columns=[*_input_columns(raw).columns, *OUTPUT_COLUMNS]))
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(result, out)
     shutil.rmtree(parts, ignore_errors=True)

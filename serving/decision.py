@@ -4,6 +4,7 @@ Minimum viable volume = break-even units = launch cost / unit margin (list price
 Without a list price, the margin assumes the configured default markup (and says so).
 
 In order:
+0. A forecast that is not a finite number:                      REVIEW  INVALID_FORECAST
 1. No similar past SKU (nothing above the similarity floor):    REVIEW  NO_SIMILAR_HISTORY
 2. P50 below break-even:                                         NO_GO   BELOW_BREAK_EVEN
    (with P90 also below: even the optimistic case loses money:   + BELOW_BREAK_EVEN_AT_P90)
@@ -56,8 +57,12 @@ def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cos
     spread = (p90 - p10) / p50 if p50 > 0 else math.inf
     be = "no positive margin" if math.isinf(units) else f"{units:.0f} units"
 
-    if top_similarity is None or top_similarity < rule.min_similarity:
-        sim = "none" if top_similarity is None else f"{top_similarity:.2f}"
+    if not all(math.isfinite(x) for x in (p10, p50, p90)):  # never let a broken number read as GO
+        return Decision("REVIEW", ["INVALID_FORECAST", *codes],
+                        f"The model gave no usable forecast (P10/P50/P90 = {p10}/{p50}/{p90}): "
+                        "a person should judge this SKU.", units, assumed)
+    if top_similarity is None or not math.isfinite(top_similarity) or top_similarity < rule.min_similarity:
+        sim = "none" if top_similarity is None or not math.isfinite(top_similarity) else f"{top_similarity:.2f}"
         return Decision("REVIEW", ["NO_SIMILAR_HISTORY", *codes],
                         f"No past SKU is similar enough (best similarity {sim} < {rule.min_similarity:.2f}): "
                         "the forecast has nothing comparable to learn from, a person should judge it.", units, assumed)

@@ -15,13 +15,14 @@ for _var in ("BENTOML_DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
     os.environ.setdefault(_var, "true")
 
 import bentoml  # noqa: E402
-from pydantic import BeforeValidator, Field  # noqa: E402
+from pydantic import AfterValidator, BeforeValidator, Field  # noqa: E402
+from pydantic_core import PydanticCustomError  # noqa: E402
 from starlette.responses import JSONResponse  # noqa: E402
 
 from features.config import get_settings  # noqa: E402
 from serving import web  # noqa: E402
 from serving.champion import load_champion  # noqa: E402
-from serving.limits import BodySizeLimit  # noqa: E402
+from serving.limits import BodySizeLimit, FileFieldsOnly  # noqa: E402
 
 MAX_TEXT = get_settings().max_text_chars
 
@@ -37,9 +38,22 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-Text = Annotated[str, BeforeValidator(_as_text), Field(min_length=1, max_length=MAX_TEXT)]
+def _text_limits(value: Optional[str]) -> Optional[str]:
+    # Our own messages: pydantic's length errors read "should have at most 5000 items".
+    if value is None:
+        return value
+    if not value.strip():
+        raise PydanticCustomError("empty", "is empty")
+    if len(value) > MAX_TEXT:
+        raise PydanticCustomError("too_long", "is {n} characters, over the limit of {limit}",
+                                  {"n": f"{len(value):,}", "limit": f"{MAX_TEXT:,}"})
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_as_text), AfterValidator(_text_limits),
+                 Field(json_schema_extra={"minLength": 1, "maxLength": MAX_TEXT})]
 OptionalText = Annotated[Optional[str], BeforeValidator(_blank_to_none), BeforeValidator(_as_text),
-                         Field(max_length=MAX_TEXT)]
+                         AfterValidator(_text_limits), Field(json_schema_extra={"maxLength": MAX_TEXT})]
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 OptionalPrice = Annotated[Optional[Price], BeforeValidator(_blank_to_none)]
 
@@ -53,6 +67,30 @@ def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
     )
 
 
+def _warm_up(predictor: Any) -> str | None:
+    """One throw-away forecast before the service reports ready. The encoders' first call is several
+    times slower than the next ones (lazy kernels and buffers), and no client should pay for that; and
+    a champion that cannot forecast at all (e.g. pickled by an incompatible version of the code) must
+    make the service not ready with the reason, not answer 500 to every request. Returns that reason."""
+    import io
+    import logging
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (224, 224), (255, 255, 255)).save(buffer, format="PNG")
+    try:
+        answer = predictor.predict([{"sku_id": "warm-up", "title": "warm-up", "cost_price": 1.0}],
+                                   [buffer.getvalue()])[0]
+    except Exception as error:  # noqa: BLE001 - reported through /readyz and /model instead
+        logging.getLogger("trialcast.serving").exception("the champion failed its warm-up forecast")
+        return (f"the champion (version {predictor.version}) cannot forecast with the installed code "
+                f"({type(error).__name__}: {error}); retrain it with `trialcast train CATALOGUE`")
+    if not answer["ok"]:
+        return f"the champion (version {predictor.version}) refused the warm-up SKU: {answer['errors']}"
+    return None
+
+
 @bentoml.service(workers=1, threads=2, traffic={"timeout": 120})
 @bentoml.asgi_app(web.app, path="/")
 class Trialcast:
@@ -61,6 +99,8 @@ class Trialcast:
     def __init__(self) -> None:
         self.settings = get_settings()
         self.predictor, message = load_champion(self.settings)
+        if self.predictor is not None and (problem := _warm_up(self.predictor)) is not None:
+            self.predictor, message = None, problem
         web.state.predictor, web.state.message, web.state.settings = self.predictor, message, self.settings
 
     def __is_ready__(self) -> bool:
@@ -97,7 +137,8 @@ class Trialcast:
         "category", "launch_date", "channel", "image_base64"}, ...]}``. One answer per item, in order:
         ``ok: true`` with the forecast and decision, or ``ok: false`` with the field errors."""
         if self.predictor is None:
-            return [{"ok": False, "errors": [{"field": "model", "reason": web.state.message}]} for _ in items]
+            return [{"sku_id": item.get("sku_id") if isinstance(item, dict) else None, "ok": False,
+                     "errors": [{"field": "model", "reason": web.state.message}]} for item in items]
         pictures: list[bytes | None] = []
         broken: dict[int, str] = {}
         for i, item in enumerate(items):
@@ -113,10 +154,20 @@ class Trialcast:
         out: list[dict] = [{} for _ in items]
         for i, answer in zip(keep, answers):
             out[i] = answer
+        for answer in out:
+            for problem in answer.get("errors", []):
+                if problem["field"] == "image":  # a batch item carries its picture in image_base64
+                    problem["field"] = "image_base64"
         for i, reason in broken.items():
             out[i] = {"sku_id": records[i].get("sku_id"), "ok": False, "errors": [{"field": "image_base64", "reason": reason}]}
         return out
 
 
+# A JSON batch is read into memory whole: cap it too (64 items of 1 MB pictures fit, base64 and all).
+MAX_BATCH_BODY = 128 * 1024 * 1024
+
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_bytes + 512 * 1024,
                               paths=("/predict",))
+Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch",), field="items")
+# BentoML downloads a text value given for a file parameter (SSRF): only real uploads may reach /predict.
+Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",))

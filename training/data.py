@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from features.cache import EmbeddingCache
-from features.catalogue import Catalogue, CatalogueSpec, DEFAULT_SPEC, load_catalogue
+from features.catalogue import DEFAULT_SPEC, Catalogue, CatalogueSpec, load_catalogue
 from features.config import Settings
 from features.embed import Embeddings, embed_frame
 

@@ -29,7 +29,7 @@ def bias(y: np.ndarray, yhat: np.ndarray) -> float:
 
 
 def screening_precision(y: np.ndarray, yhat: np.ndarray, share: float = SCREEN_SHARE) -> float:
-    n = max(1, int(round(len(y) * share)))
+    n = max(1, round(len(y) * share))
     picked = np.argsort(-np.asarray(yhat, float), kind="stable")[:n]
     winners = set(np.argsort(-np.asarray(y, float), kind="stable")[:n].tolist())
     return float(np.mean([i in winners for i in picked]))

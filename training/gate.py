@@ -43,6 +43,6 @@ def check_gate(metrics: dict[str, float], metric: str, threshold: float, max_abs
     reasons = []
     if not value < threshold:
         reasons.append(f"{metric} {value:.1%} is not under {threshold:.1%}")
-    if abs(total_bias) > max_abs_bias:
+    if not abs(total_bias) <= max_abs_bias:  # written so that a NaN bias is refused too
         reasons.append(f"bias of the total {total_bias:+.1%} is outside ±{max_abs_bias:.0%}")
     return GateDecision(not reasons, metric, value, threshold, total_bias, max_abs_bias, tuple(reasons))

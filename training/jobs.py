@@ -28,8 +28,8 @@ from training.train import train
 def config_hash(settings: Settings) -> str:
     """What, besides the data, decides the model: a retrain with the same data and config is a no-op."""
     keys = ("image_encoder", "text_encoder", "analog_k", "analog_gap_days", "similarity_floor", "picture_weight",
-            "picture_components", "copy_components", "gate_metric", "gate_threshold", "gate_max_abs_bias",
-            "holdout_fraction")
+            "picture_components", "copy_components", "projection_refit_days", "gate_metric", "gate_threshold",
+            "gate_max_abs_bias", "holdout_fraction")
     blob = json.dumps({k: getattr(settings, k) for k in keys}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
@@ -42,22 +42,38 @@ def load_bundle(settings: Settings, alias: str = registry.CHAMPION) -> tuple[Mod
     return model.unwrap_python_model().bundle, version
 
 
-def _champion_value(settings: Settings, data: Dataset, holdout_start: str, target: str) -> tuple[float | None, str]:
-    """The champion's gate metric on this run's holdout, when the champion never saw it."""
+def _champion_value(settings: Settings, data: Dataset, holdout: pd.DataFrame, target: str,
+                    challenger_value: float) -> tuple[float | None, float, str]:
+    """The champion's gate metric and this run's on the same launches, and how they were compared.
+
+    When enough of this run's holdout launched after the champion's training data ended, both
+    models are scored on exactly those launches (actual sales from ``data``: never shuffled
+    targets). Otherwise the champion saw the holdout, and only its recorded holdout value is fair,
+    against this run's holdout value. Returns (champion value or None, challenger value, how).
+    """
     try:
         bundle, version = load_bundle(settings)
     except MlflowException:
-        return None, "no champion yet"
-    mask = (data.frame["launch_date"] >= pd.Timestamp(holdout_start)).to_numpy()
+        return None, challenger_value, "no champion yet"
+    recorded = float(version.tags.get("gate.value", "nan"))
+    holdout_start = pd.Timestamp(holdout["launch_date"].min())
+    mask = (data.frame["launch_date"] >= holdout_start).to_numpy()
     seen_until = pd.Timestamp(bundle.meta.get("train_end", "1970-01-01"))
     unseen = mask & (data.frame["launch_date"] > seen_until).to_numpy()
     if unseen.sum() >= max(20, mask.sum() // 2):
         part = data.subset(unseen)
-        forecast = bundle.fitted.predict(part.frame, part.embeddings)
-        metrics = point_metrics(part.frame[target].to_numpy(float), forecast["p50"].to_numpy())
-        return metrics[settings.gate_metric], f"champion v{version.version} scored on {int(unseen.sum())} unseen holdout launches"
+        try:
+            forecast = bundle.fitted.predict(part.frame, part.embeddings)
+        except ValueError:  # the champion was trained on other encoders: it cannot read these vectors
+            return recorded, challenger_value, f"champion v{version.version}'s recorded holdout value (other encoders)"
+        mine = holdout.set_index("sku_id")["p50"].reindex(part.frame["sku_id"]).to_numpy(float)
+        y = part.frame[target].to_numpy(float)
+        champion_metric = point_metrics(y, forecast["p50"].to_numpy())[settings.gate_metric]
+        challenger_metric = point_metrics(y, mine)[settings.gate_metric]
+        return (champion_metric, challenger_metric,
+                f"both scored on {int(unseen.sum())} holdout launches after champion v{version.version}'s training data")
     # The champion was trained on these launches: only its recorded holdout number is fair.
-    return float(version.tags.get("gate.value", "nan")), f"champion v{version.version}'s recorded holdout value"
+    return recorded, challenger_value, f"champion v{version.version}'s recorded holdout value"
 
 
 def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = False, shuffle_target: bool = False,
@@ -76,11 +92,12 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
         if done:
             v = max(done, key=lambda mv: int(mv.version))
             echo(f"no-op: snapshot {data.fingerprint} was already trained as version {v.version} ({v.tags.get('decision')})")
-            return {"noop": True, "version": v.version, "fingerprint": data.fingerprint}
+            return {"noop": True, "version": str(v.version), "fingerprint": data.fingerprint}
 
     result = train(data, settings, shuffle_target=shuffle_target, progress=progress)
     gate = check_gate(result.holdout_metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias)
-    champion_value, compared = _champion_value(settings, data, result.holdout_start, data.catalogue.spec.target)
+    champion_value, challenger_value, compared = _champion_value(
+        settings, data, result.holdout, data.catalogue.spec.target, gate.value)
     thumbs = {sku: t for sku, path in zip(data.frame["sku_id"], data.frame["image_path"]) if (t := thumbnail(path))}
     bundle = ModelBundle(
         result.final, settings.image_encoder, settings.text_encoder,
@@ -91,7 +108,8 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
     )
     logged = registry.log_run(result, bundle, gate, data.fingerprint, settings, str(catalogue))
     tags = {"data_fingerprint": data.fingerprint, "config_hash": cfg, "compared_with": compared}
-    version, alias, reason = registry.register(client, logged, gate, settings, champion_value, tags)
+    version, alias, reason = registry.register(client, logged, gate, settings, champion_value, tags,
+                                               challenger_value=challenger_value)
     summary = {
         "noop": False, "version": version, "alias": alias, "reason": reason, "run_id": logged.run_id,
         "gate": gate.as_dict(), "loss": result.loss, "loss_comparison": result.loss_comparison,
@@ -108,7 +126,8 @@ def evaluate_registered(catalogue: str | Path, settings: Settings, alias: str = 
     """Score a registered model on the launches of ``catalogue`` that it never saw (launched after
     its training data ended): is its error still under the gate on new launches?"""
     bundle, version = load_bundle(settings, alias)
-    data = load_dataset(catalogue, settings, progress=progress)
+    # Embed with the encoders this model was trained on, whatever the settings say now.
+    data = load_dataset(catalogue, bundle.settings_for_encoding(settings), progress=progress)
     unseen = (data.frame["launch_date"] > pd.Timestamp(bundle.meta["train_end"])).to_numpy()
     out: dict[str, Any] = {"version": version.version, "alias": alias, "train_end": bundle.meta["train_end"],
                            "n_unseen": int(unseen.sum()), "recorded_gate": bundle.meta["gate"]}
@@ -135,5 +154,5 @@ def promote(settings: Settings, version: str, *, force: bool = False) -> dict[st
     client.set_registered_model_alias(settings.model_name, registry.CHAMPION, mv.version)
     client.set_model_version_tag(settings.model_name, mv.version, "decision",
                                  f"champion: promoted by hand{' (forced past the gate)' if force else ''}")
-    return {"champion": mv.version, "previous": previous.version if previous else None}
+    return {"champion": str(mv.version), "previous": str(previous.version) if previous else None}
 

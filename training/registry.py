@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
@@ -40,6 +39,11 @@ def connect(settings: Settings) -> MlflowClient:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     client = MlflowClient(uri, uri)
+    if run_id := os.environ.get("MLFLOW_RUN_ID"):
+        # Started by `mlflow run` (MLproject): the next run is that run, in its experiment;
+        # activating another experiment would make mlflow.start_run refuse it.
+        mlflow.set_experiment(experiment_id=client.get_run(run_id).info.experiment_id)
+        return client
     if client.get_experiment_by_name(settings.experiment) is None:
         location = settings.artifact_root.as_uri() if uri.startswith("sqlite:") else None
         try:
@@ -56,7 +60,7 @@ def code_version() -> str:
             ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
             cwd=Path(__file__).resolve().parent,
         ).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True,
+        dirty = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=False,
                                cwd=Path(__file__).resolve().parent).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
@@ -93,10 +97,10 @@ def log_run(result: TrainResult, bundle: ModelBundle, gate: GateDecision, finger
                                 "backtest_category_mean_wape": fold["category_mean_wape"]}, step=int(fold["fold"]))
         mlflow.log_dict({"gate": gate.as_dict(), "holdout": result.holdout_metrics, "baselines": result.baseline_metrics,
                          "loss_comparison": result.loss_comparison, "backtest": result.backtest}, "evaluation.json")
+        # Per-launch holdout forecasts beside the actuals, for error analysis (see notebooks/explore.ipynb).
+        mlflow.log_text(result.holdout.to_csv(index=False, date_format="%Y-%m-%d"), "holdout_predictions.csv")
         for filename, draw in plots.ALL.items():
-            fig = draw(result.holdout)
-            mlflow.log_figure(fig, f"plots/{filename}")
-            plt.close(fig)
+            mlflow.log_figure(draw(result.holdout), f"plots/{filename}")
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bundle.joblib"
             bundle.save(path)
@@ -128,21 +132,25 @@ def champion(client: MlflowClient, settings: Settings):
 
 
 def register(client: MlflowClient, logged: LoggedRun, gate: GateDecision, settings: Settings,
-             champion_value: float | None, extra_tags: dict[str, str]) -> tuple[str, str, str]:
+             champion_value: float | None, extra_tags: dict[str, str],
+             challenger_value: float | None = None) -> tuple[str, str, str]:
     """Register the run's model; it becomes champion only if it passed the gate and is no worse
-    than the current champion on the same holdout. Returns (version, alias, reason)."""
+    than the current champion on the same launches (``challenger_value``: this model's gate metric
+    on the launches ``champion_value`` was measured on; defaults to its holdout value).
+    Returns (version, alias, reason)."""
+    mine = gate.value if challenger_value is None else challenger_value
     version = mlflow.register_model(logged.model_uri, settings.model_name, tags={**gate.as_tags(), **extra_tags})
     if not gate.passed:
         alias, reason = CHALLENGER, "refused by the gate: " + "; ".join(gate.reasons)
-    elif champion_value is not None and gate.value > champion_value:
-        alias, reason = CHALLENGER, (f"passed the gate but {gate.metric} {gate.value:.4f} is worse than the "
-                                     f"champion's {champion_value:.4f} on the same holdout")
+    elif champion_value is not None and mine > champion_value:
+        alias, reason = CHALLENGER, (f"passed the gate but {gate.metric} {mine:.4f} is worse than the "
+                                     f"champion's {champion_value:.4f} on the same launches")
     else:
         alias, reason = CHAMPION, "passed the gate" + ("" if champion_value is None else
-                                                       f" and {gate.metric} {gate.value:.4f} <= champion's {champion_value:.4f}")
+                                                       f" and {gate.metric} {mine:.4f} <= champion's {champion_value:.4f}")
     client.set_model_version_tag(settings.model_name, version.version, "decision", f"{alias}: {reason}")
     client.set_registered_model_alias(settings.model_name, alias, version.version)
-    return version.version, alias, reason
+    return str(version.version), alias, reason
 
 
 def status(client: MlflowClient, settings: Settings) -> dict[str, Any]:
@@ -157,7 +165,7 @@ def status(client: MlflowClient, settings: Settings) -> dict[str, Any]:
         run = client.get_run(mv.run_id)
         m = run.data.metrics
         out[alias] = {
-            "version": mv.version,
+            "version": str(mv.version),
             "run_id": mv.run_id,
             "decision": mv.tags.get("decision"),
             "gate": {

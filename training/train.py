@@ -22,12 +22,12 @@ from features.config import Settings
 from training.data import Dataset, holdout_split, rolling_origins
 from training.evaluate import (
     analog_knn,
+    bias,
     category_mean,
     curve_wape,
     interval_metrics,
     point_metrics,
     wape,
-    bias,
 )
 from training.forecaster import LOSSES, Forecaster
 

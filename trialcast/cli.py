@@ -135,6 +135,7 @@ def serve(
 def score(
     candidates: Path = typer.Argument(..., help="Candidates table (.csv or .parquet); pictures by path under its folder."),
     out: Path = typer.Option(..., "--out", help="Where to write the scores (.parquet or .csv)."),
+    chunk: int = typer.Option(64, "--chunk", min=1, help="Rows per resumable chunk (each saved under OUT.parts/)."),
 ) -> None:
     """Batch-score candidate SKUs with the champion; resumes a killed run, never drops a row."""
     from serving.batch import score_file
@@ -145,7 +146,7 @@ def score(
     if predictor is None:
         typer.echo(message, err=True)
         raise typer.Exit(2)
-    _dump(score_file(candidates, out, predictor))
+    _dump(score_file(candidates, out, predictor, chunk=chunk))
 
 
 @app.command()

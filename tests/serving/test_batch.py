@@ -1,0 +1,93 @@
+"""`trialcast score`: one output row per input row, in order, bad rows with their error; a run
+killed with SIGKILL resumes from its finished chunks and ends exactly like an uninterrupted run."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+
+OUTPUT_COLUMNS = ["p10", "p50", "p90", "curve", "decision", "reasons", "message", "break_even_units",
+                  "top_similarity", "similar_skus", "model_version", "error"]
+PART = re.compile(r"^\d{9}\.parquet$")
+
+
+def finished_parts(parts: Path) -> list[Path]:
+    return sorted(p for p in parts.glob("*.parquet") if PART.match(p.name)) if parts.is_dir() else []
+
+
+def test_one_row_per_input_row_in_order_bad_rows_flagged(scored: dict, cli, trained: dict) -> None:
+    frame = scored["frame"]
+    raw = pd.read_csv(scored["path"], dtype=str, keep_default_na=False)
+
+    # Exactly one row per input row, in the input's order, the input's values untouched.
+    assert len(frame) == len(raw) == len(scored["good"]) + len(cli.bad_rows)
+    assert frame["sku_id"].tolist() == raw["sku_id"].tolist()
+    for column in raw.columns:
+        assert frame[column].fillna("").tolist() == raw[column].tolist(), column
+    assert list(frame.columns) == [*raw.columns, *OUTPUT_COLUMNS]
+
+    errors = dict(zip(frame["sku_id"], frame["error"]))
+    for sku, (_, reason) in cli.bad_rows.items():
+        assert isinstance(errors[sku], str) and reason in errors[sku], (sku, errors[sku])
+        row = frame[frame["sku_id"] == sku].iloc[0]
+        assert pd.isna(row["p50"]) and pd.isna(row["decision"])
+
+    good = frame[~frame["sku_id"].isin(list(cli.bad_rows))]
+    assert good["error"].isna().all(), good["error"].dropna().tolist()
+    assert (good["p10"] <= good["p50"]).all() and (good["p50"] <= good["p90"]).all()
+    assert (good["p50"] > 0).all()
+    assert set(good["decision"]) <= {"GO", "REVIEW", "NO_GO"}
+    assert (good["model_version"] == str(trained["summary"]["version"])).all()
+    assert good["similar_skus"].str.split(",").map(len).eq(5).all()
+
+    summary = scored["summary"]
+    assert summary["rows"] == len(raw)
+    assert summary["failed"] == len(cli.bad_rows)
+    assert summary["scored"] == len(raw) - len(cli.bad_rows)
+    assert summary["resumed_chunks"] == 0
+
+    # Written atomically: the final file, no temporary file beside it, the chunk folder gone.
+    out: Path = scored["out"]
+    assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
+
+
+def test_killed_run_resumes_without_losing_or_repeating_rows(scored: dict, cli, tmp_path: Path) -> None:
+    out = tmp_path / "scores.parquet"
+    parts = out.with_name(out.name + ".parts")
+    chunks = -(-len(scored["frame"]) // cli.chunk)
+    command = cli.command("score", str(scored["path"]), "--out", str(out), "--chunk", str(cli.chunk))
+    log = open(tmp_path / "killed.log", "wb")
+    proc = subprocess.Popen(command, env=cli.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 900
+        while not finished_parts(parts):
+            assert proc.poll() is None, f"trialcast score ended before its first chunk: {(tmp_path / 'killed.log').read_text()[-2000:]}"
+            assert time.monotonic() < deadline, "no chunk was written in 900 s"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=60)
+        log.close()
+    assert proc.returncode == -signal.SIGKILL
+    kept = finished_parts(parts)
+    assert 1 <= len(kept) < chunks, "the kill must land mid-run for this test to mean anything"
+    assert not out.exists(), "a killed run must not leave a (partial) output file"
+
+    summary = cli.run_score(scored["path"], out)
+    assert summary["resumed_chunks"] == len(kept)
+    assert summary["rows"] == len(scored["frame"])
+    resumed = pd.read_parquet(out)
+    assert resumed["sku_id"].tolist() == scored["frame"]["sku_id"].tolist()  # none lost, none twice
+    assert not resumed["sku_id"].duplicated().any()
+    pd.testing.assert_frame_equal(resumed, scored["frame"])
+    assert not parts.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.log", "scores.parquet"]

@@ -1,0 +1,111 @@
+"""The go/no-go rule, branch by branch, with its break-even arithmetic."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from serving.decision import DecisionRule, break_even_units, decide
+
+# launch cost 2000; list 30 - cost 10 = margin 20 -> break-even 100 units.
+RULE = DecisionRule(launch_cost=2000.0, default_markup=2.5, max_relative_spread=1.2, min_similarity=0.6)
+COST, PRICE, BE = 10.0, 30.0, 100.0
+
+
+def test_break_even_is_launch_cost_over_unit_margin() -> None:
+    assert break_even_units(COST, PRICE, RULE) == (pytest.approx(BE), False)
+    assert break_even_units(45.0, 119.0, RULE) == (pytest.approx(2000 / 74), False)
+    assert break_even_units(10.0, 30.0, DecisionRule(launch_cost=16000.0)) == (pytest.approx(800.0), False)
+
+
+def test_without_a_list_price_the_default_markup_is_assumed() -> None:
+    # 10 x 2.5 = 25 -> margin 15 -> 2000 / 15
+    for missing in (None, math.nan):
+        units, assumed = break_even_units(COST, missing, RULE)
+        assert units == pytest.approx(2000 / 15) and assumed is True
+    d = decide(200, 300, 400, 0.9, COST, None, RULE)
+    assert d.assumed_list_price is True and "ASSUMED_LIST_PRICE" in d.reasons
+    assert d.break_even_units == pytest.approx(2000 / 15)
+    assert "ASSUMED_LIST_PRICE" not in decide(200, 300, 400, 0.9, COST, PRICE, RULE).reasons
+
+
+def test_no_positive_margin_means_infinite_break_even() -> None:
+    assert break_even_units(30.0, 30.0, RULE)[0] == math.inf
+    assert break_even_units(30.0, 20.0, RULE)[0] == math.inf
+    d = decide(900, 1000, 1100, 0.9, 30.0, 20.0, RULE)
+    assert d.label == "NO_GO" and "no positive margin" in d.message
+
+
+@pytest.mark.parametrize("similarity", [None, 0.2, 0.5999, math.nan])
+def test_nothing_similar_goes_to_review_whatever_the_forecast(similarity) -> None:
+    d = decide(900, 1000, 1100, similarity, COST, PRICE, RULE)  # would be a clear GO otherwise
+    assert d.label == "REVIEW" and d.reasons[0] == "NO_SIMILAR_HISTORY"
+    assert "similar" in d.message
+
+
+def test_similarity_at_the_floor_counts_as_similar() -> None:
+    assert decide(900, 1000, 1100, 0.6, COST, PRICE, RULE).label == "GO"
+
+
+def test_p50_below_break_even_is_no_go() -> None:
+    d = decide(60, 90, 150, 0.9, COST, PRICE, RULE)  # P90 above break-even: only the median fails
+    assert d.label == "NO_GO" and d.reasons == ["BELOW_BREAK_EVEN"]
+    assert "90 units" in d.message and "100 units" in d.message and "P90" not in d.message
+
+
+def test_p90_below_break_even_says_even_the_optimistic_case_loses() -> None:
+    d = decide(30, 50, 80, 0.9, COST, PRICE, RULE)
+    assert d.label == "NO_GO" and d.reasons == ["BELOW_BREAK_EVEN", "BELOW_BREAK_EVEN_AT_P90"]
+    assert "optimistic" in d.message
+
+
+def test_p50_exactly_at_break_even_is_not_no_go() -> None:
+    assert decide(99, 100, 110, 0.9, COST, PRICE, RULE).label == "GO"
+
+
+def test_wide_band_with_p10_below_break_even_is_too_uncertain() -> None:
+    # (300 - 50) / 150 = 1.67 > 1.2, P10 = 50 < 100
+    d = decide(50, 150, 300, 0.9, COST, PRICE, RULE)
+    assert d.label == "REVIEW" and d.reasons == ["TOO_UNCERTAIN"]
+    assert "too wide" in d.message
+
+
+def test_wide_band_whose_p10_clears_break_even_is_go() -> None:
+    # (700 - 120) / 300 = 1.93 > 1.2 but even P10 = 120 clears 100
+    d = decide(120, 300, 700, 0.9, COST, PRICE, RULE)
+    assert d.label == "GO" and d.reasons == ["CLEARS_BREAK_EVEN", "CLEARS_AT_P10"]
+
+
+def test_narrow_band_above_break_even_is_go() -> None:
+    # (160 - 90) / 120 = 0.58 <= 1.2; P10 = 90 below break-even, so no CLEARS_AT_P10
+    d = decide(90, 120, 160, 0.9, COST, PRICE, RULE)
+    assert d.label == "GO" and d.reasons == ["CLEARS_BREAK_EVEN"]
+    assert d.break_even_units == pytest.approx(BE) and d.assumed_list_price is False
+    assert "120 units" in d.message and "100 units" in d.message
+
+
+def test_spread_exactly_at_the_limit_is_not_too_uncertain() -> None:
+    # (170 - 50) / 100 = 1.2, not above the limit
+    assert decide(50, 100, 170, 0.9, COST, PRICE, RULE).label == "GO"
+
+
+@pytest.mark.parametrize("p10, p50, p90", [(math.nan, 100, 200), (10, math.nan, 200), (10, 100, math.inf)])
+def test_a_broken_forecast_is_never_go(p10, p50, p90) -> None:
+    d = decide(p10, p50, p90, 0.9, COST, PRICE, RULE)
+    assert d.label == "REVIEW" and d.reasons[0] == "INVALID_FORECAST"
+
+
+def test_the_served_rule_comes_from_the_settings() -> None:
+    from features.config import Settings
+    from serving.predictor import decision_rule
+
+    s = Settings(launch_cost=5000, default_markup=3, max_relative_spread=0.9, ood_similarity=0.7)
+    assert decision_rule(s) == DecisionRule(5000, 3, 0.9, 0.7)
+
+
+def test_as_dict_is_what_the_service_returns() -> None:
+    d = decide(150, 200, 260, 0.9, COST, None, RULE).as_dict()  # break-even 133.3 (assumed price 25)
+    assert set(d) >= {"label", "reasons", "message", "break_even_units", "assumed_list_price"}
+    assert d["label"] == "GO"
+    assert d["reasons"] == ["CLEARS_BREAK_EVEN", "CLEARS_AT_P10", "ASSUMED_LIST_PRICE"]

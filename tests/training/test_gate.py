@@ -1,0 +1,256 @@
+"""The error gate: unit tests of ``check_gate``, the sample champion's acceptance numbers, a
+deliberately weak model refused without moving the champion, and ``trialcast status --json``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from features.config import Settings
+from training.gate import GateDecision, check_gate
+from training.jobs import config_hash
+
+TRIALCAST = str(Path(sys.executable).with_name("trialcast"))
+
+
+def metrics(wape: float = 0.10, bias: float = 0.0, **more: float) -> dict[str, float]:
+    return {"wape": wape, "bias": bias, "mae": 12.0, **more}
+
+
+# ---------------------------------------------------------------- check_gate, unit
+def test_gate_passes_when_error_and_bias_are_inside() -> None:
+    gate = check_gate(metrics(0.12, -0.03), "wape", 0.15, 0.10)
+    assert gate.passed
+    assert gate.reasons == ()
+    assert (gate.metric, gate.value, gate.threshold, gate.bias, gate.max_abs_bias) == ("wape", 0.12, 0.15, -0.03, 0.10)
+    assert gate.as_tags()["gate.passed"] == "true"
+    assert gate.as_tags()["gate.reasons"] == "passed"
+
+
+@pytest.mark.parametrize("wape", [0.15, 0.1500001, 0.4, float("inf")])
+def test_gate_refuses_error_at_or_over_the_threshold(wape: float) -> None:
+    gate = check_gate(metrics(wape, 0.0), "wape", 0.15, 0.10)
+    assert not gate.passed
+    assert len(gate.reasons) == 1 and "wape" in gate.reasons[0] and "15.0%" in gate.reasons[0]
+
+
+def test_gate_refuses_nan_error_or_bias() -> None:
+    """A NaN number (e.g. from an empty holdout) must never pass, on either side of the gate."""
+    assert not check_gate(metrics(float("nan"), 0.0), "wape", 0.15, 0.10).passed
+    assert not check_gate(metrics(0.05, float("nan")), "wape", 0.15, 0.10).passed
+
+
+@pytest.mark.parametrize("bias", [-0.25, -0.1001, 0.1001, 0.3])
+def test_gate_is_two_sided_on_bias(bias: float) -> None:
+    """A low WAPE does not excuse a total that is far off, in either direction."""
+    gate = check_gate(metrics(0.05, bias), "wape", 0.15, 0.10)
+    assert not gate.passed
+    assert len(gate.reasons) == 1 and "bias" in gate.reasons[0]
+    assert gate.as_tags()["gate.passed"] == "false"
+    assert "bias" in gate.as_tags()["gate.reasons"]
+
+
+@pytest.mark.parametrize("bias", [-0.10, 0.0, 0.10])
+def test_gate_bias_bound_is_inclusive(bias: float) -> None:
+    assert check_gate(metrics(0.14, bias), "wape", 0.15, 0.10).passed
+
+
+def test_gate_reports_every_reason() -> None:
+    gate = check_gate(metrics(0.30, -0.40), "wape", 0.15, 0.10)
+    assert not gate.passed
+    assert len(gate.reasons) == 2
+    assert "; " in gate.as_tags()["gate.reasons"]
+
+
+def test_gate_thresholds_and_metric_are_configurable() -> None:
+    m = metrics(0.20, 0.15)
+    assert not check_gate(m, "wape", 0.15, 0.10).passed
+    assert check_gate(m, "wape", 0.25, 0.20).passed
+    assert not check_gate(m, "wape", 0.25, 0.10).passed
+    # Another metric name from the holdout metrics.
+    assert check_gate(m, "mae", 20.0, 0.20).passed
+    assert not check_gate(m, "mae", 10.0, 0.20).passed
+
+
+def test_gate_unknown_metric_is_an_error() -> None:
+    with pytest.raises(KeyError, match="screening"):
+        check_gate(metrics(), "screening", 0.5, 0.1)
+
+
+def test_gate_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """TRIALCAST_GATE_* configure the gate, and a changed gate is a changed training config (a
+    retrain after changing the gate is not a no-op)."""
+    default = Settings()
+    assert (default.gate_metric, default.gate_threshold, default.gate_max_abs_bias) == ("wape", 0.15, 0.10)
+    monkeypatch.setenv("TRIALCAST_GATE_THRESHOLD", "0.2")
+    monkeypatch.setenv("TRIALCAST_GATE_MAX_ABS_BIAS", "0.05")
+    changed = Settings()
+    assert (changed.gate_threshold, changed.gate_max_abs_bias) == (0.2, 0.05)
+    assert config_hash(changed) != config_hash(default)
+    assert config_hash(Settings()) == config_hash(changed)  # deterministic
+
+
+def test_gate_decision_round_trips_as_dict() -> None:
+    gate = check_gate(metrics(0.2, 0.0), "wape", 0.15, 0.10)
+    assert GateDecision(**{**gate.as_dict(), "reasons": tuple(gate.as_dict()["reasons"])}) == gate
+
+
+# ---------------------------------------------------------------- the sample champion (acceptance)
+def test_sample_champion_passes_the_gate(trained: dict) -> None:
+    summary = trained["summary"]
+    gate = summary["gate"]
+    assert summary["alias"] == "champion", summary["reason"]
+    assert gate["passed"], gate["reasons"]
+    assert gate["metric"] == "wape"
+    assert gate["value"] < 0.15
+    assert abs(gate["bias"]) <= 0.10
+    assert summary["holdout"]["wape"] == pytest.approx(gate["value"])
+    # The P10-P90 band is calibrated on held-out launches: roughly 80% coverage on the holdout.
+    assert 0.65 <= summary["holdout"]["coverage_p10_p90"] <= 0.95
+
+
+def test_sample_champion_beats_both_baselines_by_a_clear_margin(trained: dict) -> None:
+    summary = trained["summary"]
+    model = summary["holdout"]["wape"]
+    for name in ("category_mean", "analog_knn"):
+        baseline = summary["baselines"][name]["wape"]
+        assert model <= baseline - 0.10, f"{name}: model WAPE {model:.3f} vs baseline {baseline:.3f}"
+    # And it ranks launches better than the category mean (screening precision, 25% is random).
+    assert summary["holdout"]["screening_precision"] > summary["baselines"]["category_mean"]["screening_precision"]
+
+
+def test_sample_champion_is_recorded_in_the_registry(trained: dict) -> None:
+    from training.registry import connect
+
+    settings = trained["settings"]
+    client = connect(settings)
+    mv = client.get_model_version_by_alias(settings.model_name, "champion")
+    assert str(mv.version) == str(trained["summary"]["version"])
+    assert mv.tags["gate.passed"] == "true"
+    assert mv.tags["decision"].startswith("champion")
+    assert mv.tags["data_fingerprint"] == trained["summary"]["fingerprint"]
+    run = client.get_run(mv.run_id)
+    assert run.data.metrics["holdout_wape"] == pytest.approx(trained["summary"]["holdout"]["wape"])
+    assert run.data.tags["data_fingerprint"] == trained["summary"]["fingerprint"]
+    assert run.data.tags["code_version"]
+    artifacts = {a.path for a in client.list_artifacts(mv.run_id)}
+    assert {"evaluation.json", "plots"} <= artifacts
+
+
+# ---------------------------------------------------------------- a deliberately weak model
+@pytest.fixture(scope="module")
+def weak(trained: dict) -> dict:
+    """A model trained on shuffled targets, on the trained home: it must not become champion."""
+    from training.jobs import run_train
+    from training.registry import champion, connect
+
+    settings = trained["settings"]
+    client = connect(settings)
+    before = champion(client, settings)
+    versions_before = {str(mv.version) for mv in client.search_model_versions(f"name = '{settings.model_name}'")}
+    summary = run_train(trained["sample"] / "catalogue.parquet", settings, shuffle_target=True, progress=False,
+                        echo=lambda *_: None)
+    return {"summary": summary, "champion_before": str(before.version), "versions_before": versions_before}
+
+
+def test_weak_model_is_refused_by_the_gate(weak: dict) -> None:
+    summary = weak["summary"]
+    assert not summary["noop"]
+    assert not summary["gate"]["passed"]
+    assert summary["gate"]["value"] >= 0.15
+    assert summary["alias"] == "challenger"
+    assert summary["reason"].startswith("refused by the gate")
+
+
+def test_weak_model_is_registered_as_challenger_with_the_reason(trained: dict, weak: dict) -> None:
+    from training.registry import connect
+
+    settings = trained["settings"]
+    client = connect(settings)
+    version = str(weak["summary"]["version"])
+    assert version not in weak["versions_before"]
+    mv = client.get_model_version(settings.model_name, version)
+    assert mv.tags["gate.passed"] == "false"
+    assert "wape" in mv.tags["gate.reasons"]
+    assert mv.tags["decision"].startswith("challenger: refused by the gate")
+    assert str(client.get_model_version_by_alias(settings.model_name, "challenger").version) == version
+
+
+def test_weak_model_does_not_move_the_champion(trained: dict, weak: dict) -> None:
+    from training.jobs import load_bundle
+
+    settings = trained["settings"]
+    bundle, version = load_bundle(settings)
+    assert str(version.version) == weak["champion_before"] == str(trained["summary"]["version"])
+    assert bundle.meta["gate"]["passed"]
+
+
+def test_status_json_reports_champion_gate_and_baselines(trained: dict, weak: dict) -> None:
+    env = {**os.environ, "TRIALCAST_HOME": str(trained["home"])}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    done = subprocess.run([TRIALCAST, "status", "--json"], env=env, capture_output=True, text=True, check=False, timeout=300)
+    assert done.returncode == 0, done.stderr
+    state = json.loads(done.stdout)
+    summary = trained["summary"]
+    champ = state["champion"]
+    assert str(champ["version"]) == str(summary["version"])
+    assert champ["gate"]["metric"] == "wape"
+    assert champ["gate"]["value"] == pytest.approx(summary["gate"]["value"], abs=1e-4)
+    assert champ["gate"]["threshold"] == pytest.approx(0.15)
+    assert champ["gate"]["max_abs_bias"] == pytest.approx(0.10)
+    assert champ["gate"]["passed"] is True
+    assert champ["holdout"]["wape"] == pytest.approx(summary["holdout"]["wape"])
+    assert {"wape", "bias", "mae", "coverage_p10_p90", "screening_precision"} <= set(champ["holdout"])
+    for name in ("category_mean", "analog_knn"):
+        assert champ["baselines"][name]["wape"] == pytest.approx(summary["baselines"][name]["wape"])
+    assert champ["trained_on"] == 3000
+    assert champ["data_fingerprint"] == summary["fingerprint"]
+    # The refused model is there too, as challenger, with its reason.
+    challenger = state["challenger"]
+    assert str(challenger["version"]) == str(weak["summary"]["version"])
+    assert challenger["gate"]["passed"] is False
+    assert "wape" in challenger["gate"]["reasons"]
+
+
+def test_promote_refuses_a_refused_version_unless_forced(trained: dict, weak: dict) -> None:
+    """`trialcast promote` will not make a gate-refused version champion without --force; forced,
+    it does, and promoting the previous version rolls back. (Restores the champion whatever happens.)"""
+    from typer.testing import CliRunner
+
+    from training.jobs import promote
+    from training.registry import connect
+    from trialcast.cli import app
+
+    settings = trained["settings"]
+    original = weak["champion_before"]
+    refused = str(weak["summary"]["version"])
+    env = {"TRIALCAST_HOME": str(trained["home"]), "MLFLOW_TRACKING_URI": None}
+    runner = CliRunner()
+
+    def champion_version() -> str:
+        return str(connect(settings).get_model_version_by_alias(settings.model_name, "champion").version)
+
+    try:
+        result = runner.invoke(app, ["promote", refused], env=env)
+        assert result.exit_code != 0
+        assert "did not pass the gate" in result.output + str(result.exception)
+        assert champion_version() == original
+
+        result = runner.invoke(app, ["promote", refused, "--force"], env=env)
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout[result.stdout.index("{"):]) == {"champion": refused, "previous": original}
+        assert champion_version() == refused
+        mv = connect(settings).get_model_version(settings.model_name, refused)
+        assert mv.tags["decision"] == "champion: promoted by hand (forced past the gate)"
+
+        result = runner.invoke(app, ["promote", original], env=env)  # rollback
+        assert result.exit_code == 0, result.output
+        assert champion_version() == original
+    finally:
+        if champion_version() != original:
+            promote(settings, original)
