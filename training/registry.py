@@ -36,8 +36,17 @@ def connect(settings: Settings) -> MlflowClient:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     settings.home.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(settings)
+    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to os.environ: left
+    # there, the first home a process connected to would shadow every later one (tracking_uri
+    # reads the variable). Keep only what the user (or `mlflow run`) set.
+    exported = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    for name, value in exported.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     client = MlflowClient(uri, uri)
     if run_id := os.environ.get("MLFLOW_RUN_ID"):
         # Started by `mlflow run` (MLproject): the next run is that run, in its experiment;

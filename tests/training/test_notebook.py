@@ -64,7 +64,7 @@ def test_notebook_runs_against_the_trained_home(trained: dict, monkeypatch: pyte
     wape = trained["summary"]["holdout"]["wape"]
     assert f"WAPE {wape:.1%}" in text
     figures = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert len(figures) >= 7
+    assert len(figures) >= 6  # sales, category, season, curve, holdout, error by category
     # Chinese category names are drawn with a font that has them (or escaped): no missing glyphs.
     assert "missing from font" not in text, text[:2000]
     assert json.dumps(nb.cells[0].source)  # the notebook still serialises after execution

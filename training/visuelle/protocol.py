@@ -27,7 +27,8 @@ Baselines (fixed, nothing tuned; they take adapter frames and return (n_products
 - ``mean_curve_forecast``: the mean weekly unit curve of the training products.
 
 ``test.csv`` is for final reports only. ``train_validation_split`` gives a time-based split inside
-train.csv for choosing settings; ``python -m training.visuelle.protocol DATA_DIR`` prints the
+train.csv for choosing settings, and ``season_tail_folds`` five folds shaped like the test (the last
+launches of a season, fitted on everything launched before them); ``python -m training.visuelle.protocol DATA_DIR`` prints the
 baselines on it (and on test with ``--test``, allowed only for these fixed baselines as a harness
 check).
 """
@@ -48,6 +49,8 @@ KNN_K = 11
 KNN_ATTRIBUTES = ("category", "color", "fabric")
 HONEST_LEAD_DAYS = 84
 VALIDATION_SEASONS = ("SS19", "AW19")
+TAIL_SEASONS = ("AW17", "SS18", "AW18", "SS19", "AW19")
+TAIL_SHARE = 0.25
 REFERENCE_TEST = {  # the README's reference values, measured on test.csv
     "attribute kNN (k=11)": {"wape6": 59.7, "mae6": 32.6, "wape12": 62.3, "mae12": 32.2},
     "mean curve": {"wape6": 60.2, "wape12": 61.6},
@@ -232,6 +235,39 @@ def train_validation_split(
     fit.attrs = {**train.attrs, "part": "fit"}
     val.attrs = {**train.attrs, "part": "validation"}
     return fit, val
+
+
+def season_tail_folds(
+    train: pd.DataFrame, seasons: Sequence[str] = TAIL_SEASONS, share: float = TAIL_SHARE
+) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Validation folds shaped like the test split: the last launches of a season.
+
+    test.csv holds the last launches of SS19 and AW19 (every one launched on or after the last
+    SS19 / AW19 launch in train.csv). Fold ``<season>_tail`` asks the same question of an earlier
+    season: validate on the last ``share`` of that season's launches (by release date), fit on
+    every product of train.csv launched before the first of them. Returns (name, fit mask,
+    validation mask) per season, oldest first.
+
+    Why not only ``train_validation_split``: its validation seasons (the train.csv part of SS19
+    and AW19) sell ~25% less than the seasons it fits on, while season tails sell more than the
+    season average in 2017-18 (products launched late meet the peak weeks) -- each single split
+    carries its own level shift (see the report). Averaging five tails over 2017-19 measures the
+    skill on the test's question and shows how large that level shift is from fold to fold.
+    """
+    launch = pd.to_datetime(train["launch_date"])
+    season = train["season"].astype(str)
+    folds = []
+    for name in seasons:
+        mine = launch[season == name].sort_values()
+        if len(mine) < 8:
+            raise ValueError(f"season {name} has too few products for a tail fold")
+        cut = mine.iloc[int(len(mine) * (1 - share))]
+        validation = ((season == name) & (launch >= cut)).to_numpy()
+        fit = (launch < cut).to_numpy()
+        if not fit.any():
+            raise ValueError(f"no product launched before the {name} tail")
+        folds.append((f"{name}_tail", fit, validation))
+    return folds
 
 
 def write_forecasts(path: str | Path, target: pd.DataFrame, forecast: np.ndarray) -> Path:

@@ -1,0 +1,266 @@
+"""The VISUELLE model: the product's feature path and forecaster, plus what the benchmark needs.
+
+Total (units of weeks 0..5): the product's ``FeaturePipeline`` (picture and copy embeddings, the
+time-honest ridge read-out used as the boosting base, analog features) with the benchmark's extra
+columns (``training.visuelle.features``), fed to the product's ``Forecaster`` once per loss; the
+point forecasts of the losses are averaged (arithmetic mean of P50; same for the P10/P90 band).
+
+Curve (weeks 0..11): the total times a share curve. The shares come from a small LightGBM fitted
+on every (product, week) cell of the history: target = the week's share of the product's 12-week
+units, weighted by those units, from the week index, the launch weekday (week 0 is only the rest
+of the calendar week), the ISO week and day of year of that week (holidays, sales periods) and a
+few attributes. The forecast of week w is ``total * share_w / (share_0 + .. + share_5)``.
+
+Feature groups (for the ablation; ``GROUPS`` in order):
+- ``attributes``: category, colour, fabric, extra, season type, calendar (weekday, days in week 0,
+  day of year, days into the season), honest target encodings and sales levels;
+- ``copy``: the copy embedding -- its PCA axes and the ridge read-out (the boosting base);
+- ``analogs``: similar past products by copy (and picture where both have one);
+- ``gtrends``: Google Trends of the category / colour / fabric words over the 52 weeks before launch;
+- ``picture``: the picture embedding (PCA axes, picture analogs, and in the ridge read-out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.assemble import BASE_MARGIN, FeaturePipeline
+from features.catalogue import Catalogue
+from features.config import Settings
+from features.embed import Embeddings
+from training.data import holdout_split
+from training.forecaster import BASE_PARAMS, Forecaster
+from training.visuelle import features as vf
+from training.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, TARGET, TARGET_WEEKS, VISUELLE_SPEC
+
+GROUPS = ("attributes", "copy", "analogs", "gtrends", "picture")
+# Pipeline columns that VISUELLE cannot fill (no price, no channel): dropped.
+UNUSED = ("log_cost_price", "log_list_price", "margin", "channel", "joint_log_price_gap")
+# The 6-week units are known 42 days after launch: analogs, ridge snapshots and target encodings
+# only use products launched at least that long before the row.
+GAP_DAYS = 42
+SHARE_ATTRIBUTES = ("category", "season_type", "days_into_season", "color", "fabric")
+SHARE_PARAMS = {
+    **BASE_PARAMS,
+    "objective": "regression",
+    "learning_rate": 0.05,
+    "min_data_in_leaf": 50,
+}
+SHARE_ROUNDS = 300
+
+
+def group_of(column: str) -> str:
+    if column.startswith("picture_"):
+        return "picture"
+    if column.startswith("copy_pc") or column == BASE_MARGIN:
+        return "copy"
+    if column.startswith(("joint_", "copy_")):
+        return "analogs"
+    if column.startswith("gt_"):
+        return "gtrends"
+    return "attributes"
+
+
+def settings_for(base: Settings) -> Settings:
+    """The product's settings with VISUELLE's analog gap (6-week sales are known after 42 days)."""
+    return base.model_copy(update={"analog_gap_days": GAP_DAYS})
+
+
+def without_pictures(embeddings: Embeddings) -> Embeddings:
+    return Embeddings(
+        np.full_like(embeddings.picture, np.nan), embeddings.copy,
+        embeddings.picture_encoder, embeddings.copy_encoder,
+    )  # fmt: skip
+
+
+@dataclass
+class FeatureSet:
+    history: pd.DataFrame  # adapter rows (sorted by launch), with the extra attribute columns
+    target: pd.DataFrame
+    X_history: pd.DataFrame
+    X_target: pd.DataFrame
+
+
+def build_features(
+    history: pd.DataFrame,
+    history_embeddings: Embeddings,
+    target: pd.DataFrame,
+    target_embeddings: Embeddings,
+    settings: Settings,
+    gtrends: pd.DataFrame,
+    root: Path,
+) -> FeatureSet:
+    """The product's pipeline fitted on ``history`` plus the benchmark's columns, for both frames."""
+    pipeline = FeaturePipeline.fit(Catalogue(history, Path(root), VISUELLE_SPEC), history_embeddings, settings)
+    starts = vf.season_starts(history, target)
+    vocab = vf.attribute_vocab(history)
+
+    def one(frame: pd.DataFrame, embeddings: Embeddings) -> pd.DataFrame:
+        base = pipeline.transform(frame, embeddings).drop(columns=list(UNUSED), errors="ignore")
+        extra = [
+            vf.calendar_features(frame, starts),
+            vf.attribute_frame(frame, vocab),
+            vf.target_encodings(history, frame, settings.analog_gap_days),
+            vf.gtrends_features(frame, gtrends),
+        ]
+        return pd.concat([base, *extra], axis=1)
+
+    return FeatureSet(history, target, one(history, history_embeddings), one(target, target_embeddings))
+
+
+def select(X: pd.DataFrame, groups: tuple[str, ...]) -> pd.DataFrame:
+    """The columns of ``groups``; without the copy group the boosting base is the honest mean."""
+    columns = [c for c in X.columns if group_of(c) in groups]
+    out = X[columns].copy()
+    if "copy" not in groups:
+        out[BASE_MARGIN] = X["level_prior"].to_numpy(dtype=float)
+    return out
+
+
+# ---------------------------------------------------------------- weekly shares
+def cell_frame(frame: pd.DataFrame, X: pd.DataFrame) -> pd.DataFrame:
+    """One row per (product, week 0..11): week index, launch weekday, calendar of that week."""
+    n = len(frame)
+    launch = pd.to_datetime(frame["launch_date"]).reset_index(drop=True)
+    weekday = launch.dt.day_of_week.to_numpy()
+    monday = (launch - pd.to_timedelta(weekday, unit="D")).to_numpy().astype("datetime64[D]")
+    weeks = np.tile(np.arange(N_WEEKS), n)
+    starts = pd.to_datetime(np.repeat(monday, N_WEEKS) + (weeks * 7).astype("timedelta64[D]"))
+    cells = pd.DataFrame(
+        {
+            "week": weeks.astype(float),
+            "launch_weekday": np.repeat(weekday, N_WEEKS).astype(float),
+            "cell_iso_week": starts.isocalendar().week.to_numpy(dtype=float),
+            "cell_doy": starts.day_of_year.to_numpy(dtype=float),
+            "launch_doy": np.repeat(launch.dt.day_of_year.to_numpy(), N_WEEKS).astype(float),
+        }
+    )
+    for column in SHARE_ATTRIBUTES:
+        values = X[column].reset_index(drop=True)
+        if isinstance(values.dtype, pd.CategoricalDtype):
+            cells[column] = pd.Categorical(np.repeat(values.to_numpy(), N_WEEKS), categories=values.cat.categories)
+        else:
+            cells[column] = np.repeat(values.to_numpy(dtype=float), N_WEEKS)
+    return cells
+
+
+@dataclass
+class ShareModel:
+    threads: int = 2
+    booster: lgb.Booster | None = None
+
+    def fit(self, history: pd.DataFrame, X: pd.DataFrame) -> ShareModel:
+        curve = history[CURVE_COLUMNS].to_numpy(dtype=float)
+        total = curve.sum(axis=1)
+        sold = total > 0
+        shares = curve[sold] / total[sold, None]
+        cells = cell_frame(history[sold], X[sold])
+        data = lgb.Dataset(cells, shares.reshape(-1), weight=np.repeat(total[sold], N_WEEKS))
+        self.booster = lgb.train({**SHARE_PARAMS, "num_threads": self.threads}, data, SHARE_ROUNDS)
+        return self
+
+    def predict(self, frame: pd.DataFrame, X: pd.DataFrame) -> np.ndarray:
+        """Share of each of the 12 weeks (rows sum to 1)."""
+        raw = self.booster.predict(cell_frame(frame, X)).reshape(len(frame), N_WEEKS)
+        raw = np.clip(raw, 1e-4, None)
+        return raw / raw.sum(axis=1, keepdims=True)
+
+
+def weekday_shares(history: pd.DataFrame, frame: pd.DataFrame) -> np.ndarray:
+    """The simpler alternative: mean share curve of history products launched on the same weekday."""
+    curve = history[CURVE_COLUMNS].to_numpy(dtype=float)
+    total = curve.sum(axis=1, keepdims=True)
+    shares = np.where(total > 0, curve / np.maximum(total, 1), np.nan)
+    weekday = pd.to_datetime(history["launch_date"]).dt.day_of_week.to_numpy()
+    overall = np.nanmean(shares, axis=0)
+    table = {d: (np.nanmean(shares[weekday == d], axis=0) if (weekday == d).any() else overall) for d in range(7)}
+    out = np.stack([table[d] for d in pd.to_datetime(frame["launch_date"]).dt.day_of_week.to_numpy()])
+    return out / out.sum(axis=1, keepdims=True)
+
+
+def curve_from_total(total: np.ndarray, shares: np.ndarray) -> np.ndarray:
+    """Weekly units: the 6-week total spread by the shares of weeks 0..5, continued to week 11."""
+    first = shares[:, :TARGET_WEEKS].sum(axis=1, keepdims=True)
+    return np.asarray(total, dtype=float)[:, None] * shares / first
+
+
+# ---------------------------------------------------------------- the model
+@dataclass(frozen=True)
+class ModelConfig:
+    """Every setting of the VISUELLE model (chosen on the validation folds, never on test)."""
+
+    losses: tuple[str, ...] = ("log_l2", "tweedie")
+    groups: tuple[str, ...] = GROUPS
+    bias_scale: bool = False  # apply the Forecaster's total-bias scale (set on its calibration fold)
+    multiplier: float = 1.0  # a fixed level factor on the total
+    shares: str = "model"  # "model" (ShareModel) or "weekday"
+    calibration_fraction: float = 0.2
+
+    def label(self) -> str:
+        parts = ["+".join(self.losses), f"shares={self.shares}"]
+        if self.bias_scale:
+            parts.append("bias scale")
+        if self.multiplier != 1.0:
+            parts.append(f"x{self.multiplier:g}")
+        if self.groups != GROUPS:
+            parts.append("groups=" + "+".join(self.groups))
+        return ", ".join(parts)
+
+    def with_(self, **changes) -> ModelConfig:
+        return replace(self, **changes)
+
+
+@dataclass
+class Forecast:
+    curve: np.ndarray  # (n, 12) weekly units
+    total: pd.DataFrame  # p10, p50, p90 of the 6-week units
+    by_loss: dict[str, np.ndarray] = field(default_factory=dict)  # raw P50 of each loss
+
+
+@dataclass
+class VisuelleModel:
+    config: ModelConfig
+    threads: int = 2
+    forecasters: dict[str, Forecaster] = field(default_factory=dict)
+    shares: ShareModel | None = None
+    history: pd.DataFrame | None = None
+
+    def fit(self, history: pd.DataFrame, X: pd.DataFrame) -> VisuelleModel:
+        Xs = select(X, self.config.groups)
+        y = history[TARGET].to_numpy(dtype=float)
+        fit_mask, cal_mask = holdout_split(history, self.config.calibration_fraction)
+        self.forecasters = {}
+        for loss in self.config.losses:
+            model = Forecaster(loss, self.threads).calibrate(Xs[fit_mask], y[fit_mask], Xs[cal_mask], y[cal_mask])
+            self.forecasters[loss] = model.refit(Xs, y)
+        self.history = history
+        if self.config.shares == "model":
+            self.shares = ShareModel(self.threads).fit(history, X)
+        return self
+
+    def predict(self, frame: pd.DataFrame, X: pd.DataFrame) -> Forecast:
+        Xs = select(X, self.config.groups)
+        bands, by_loss = [], {}
+        m = self.config.multiplier
+        for loss, model in self.forecasters.items():
+            out = model.predict(Xs)
+            raw = out["p50"].to_numpy() / model.scale
+            by_loss[loss] = raw
+            p50 = raw * (model.scale if self.config.bias_scale else 1.0) * m
+            bands.append(pd.DataFrame({"p10": out["p10"] * m, "p50": p50, "p90": out["p90"] * m}))
+        total = sum(bands) / len(bands)
+        total["p10"] = np.minimum(total["p10"], total["p50"])
+        total["p90"] = np.maximum(total["p90"], total["p50"])
+        if self.config.shares == "model":
+            shares = self.shares.predict(frame, X)
+        else:
+            shares = weekday_shares(self.history, frame)
+        return Forecast(curve_from_total(total["p50"].to_numpy(), shares), total, by_loss)
+
+    def scales(self) -> dict[str, float]:
+        return {loss: float(m.scale) for loss, m in self.forecasters.items()}
