@@ -43,7 +43,7 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
     problems: list[FieldProblem] = []
     clean: dict[str, Any] = {}
 
-    def attempt(name: str, check) -> Any:  # noqa: ANN001 - local helper
+    def attempt(name: str, check) -> Any:
         try:
             return check()
         except FieldError as error:
@@ -85,7 +85,7 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
 class Predictor:
     """A loaded model bundle plus the decision rule; answers lists of records."""
 
-    def __init__(self, bundle, settings: Settings, version: str | None = None):  # noqa: ANN001
+    def __init__(self, bundle, settings: Settings, version: str | None = None):
         self.bundle = bundle
         self.settings = settings
         self.version = version

@@ -9,20 +9,20 @@ import base64
 import binascii
 import os
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 for _var in ("BENTOML_DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
     os.environ.setdefault(_var, "true")
 
-import bentoml  # noqa: E402
-from pydantic import AfterValidator, BeforeValidator, Field  # noqa: E402
-from pydantic_core import PydanticCustomError  # noqa: E402
-from starlette.responses import JSONResponse  # noqa: E402
+import bentoml
+from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic_core import PydanticCustomError
+from starlette.responses import JSONResponse
 
-from features.config import get_settings  # noqa: E402
-from serving import web  # noqa: E402
-from serving.champion import load_champion  # noqa: E402
-from serving.limits import BodySizeLimit, FileFieldsOnly  # noqa: E402
+from features.config import get_settings
+from serving import web
+from serving.champion import load_champion
+from serving.limits import BodySizeLimit, FileFieldsOnly
 
 MAX_TEXT = get_settings().max_text_chars
 
@@ -38,7 +38,7 @@ def _blank_to_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
 
-def _text_limits(value: Optional[str]) -> Optional[str]:
+def _text_limits(value: str | None) -> str | None:
     # Our own messages: pydantic's length errors read "should have at most 5000 items".
     if value is None:
         return value
@@ -52,10 +52,10 @@ def _text_limits(value: Optional[str]) -> Optional[str]:
 
 Text = Annotated[str, BeforeValidator(_as_text), AfterValidator(_text_limits),
                  Field(json_schema_extra={"minLength": 1, "maxLength": MAX_TEXT})]
-OptionalText = Annotated[Optional[str], BeforeValidator(_blank_to_none), BeforeValidator(_as_text),
+OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none), BeforeValidator(_as_text),
                          AfterValidator(_text_limits), Field(json_schema_extra={"maxLength": MAX_TEXT})]
 Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-OptionalPrice = Annotated[Optional[Price], BeforeValidator(_blank_to_none)]
+OptionalPrice = Annotated[Price | None, BeforeValidator(_blank_to_none)]
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
@@ -82,7 +82,7 @@ def _warm_up(predictor: Any) -> str | None:
     try:
         answer = predictor.predict([{"sku_id": "warm-up", "title": "warm-up", "cost_price": 1.0}],
                                    [buffer.getvalue()])[0]
-    except Exception as error:  # noqa: BLE001 - reported through /readyz and /model instead
+    except Exception as error:
         logging.getLogger("trialcast.serving").exception("the champion failed its warm-up forecast")
         return (f"the champion (version {predictor.version}) cannot forecast with the installed code "
                 f"({type(error).__name__}: {error}); retrain it with `trialcast train CATALOGUE`")

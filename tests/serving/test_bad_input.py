@@ -85,7 +85,7 @@ def with_(**changes: str) -> dict:
 # ---------------------------------------------------------------- /predict, one bad field at a time
 # (id, request builder (url, good picture) -> response, field, statuses, words the message must hold)
 CASES: list[tuple[str, Callable[[str, bytes], httpx.Response], str, tuple[int, ...], tuple[str, ...]]] = [
-    ("text-file-as-image", lambda u, p: predict(u, files={"image": ("notes.png", "just some text\n".encode(), "image/png")}),
+    ("text-file-as-image", lambda u, p: predict(u, files={"image": ("notes.png", b"just some text\n", "image/png")}),
      "image", (422,), ("not a picture",)),
     ("truncated-picture", lambda u, p: predict(u, p[: len(p) // 2]), "image", (422,), ("truncated",)),
     ("empty-file", lambda u, p: predict(u, b""), "image", (400, 422), ("empty",)),
@@ -167,7 +167,7 @@ def listener():
     picture = png(64, 64)
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             hits.append(self.path)
             self.send_response(200)
             self.send_header("Content-Type", "image/png")

@@ -32,12 +32,12 @@ def empty_server(tmp_path_factory):
            if not k.startswith(("TRIALCAST_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))}
     env["TRIALCAST_HOME"] = str(home)
     log_path = tmp_path_factory.mktemp("empty_server") / "server.log"
-    log = open(log_path, "wb")
     bentoml = Path(sys.executable).with_name("bentoml")
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(
+            [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 240
     try:
@@ -58,7 +58,6 @@ def empty_server(tmp_path_factory):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
-        log.close()
 
 
 def test_alive_but_not_ready(empty_server: dict) -> None:

@@ -79,7 +79,10 @@ def attribute_vocab(history: pd.DataFrame) -> dict[str, list[str]]:
 
 def _keys(frame: pd.DataFrame, key: str | tuple[str, ...]) -> np.ndarray:
     columns = (key,) if isinstance(key, str) else key
-    return frame[list(columns)].astype(str).agg("|".join, axis=1).to_numpy()
+    joined = frame[columns[0]].astype(str)
+    for column in columns[1:]:
+        joined = joined + "|" + frame[column].astype(str)
+    return joined.to_numpy(dtype=str)
 
 
 def _honest_means(
