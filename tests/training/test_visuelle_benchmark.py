@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,9 +75,9 @@ def build_visuelle(root: Path, seed: int = 0) -> Path:
             row = _row(code, release, season, _curve(rng, level, release.day_of_week), rng)
             is_test = i >= PER_SEASON
             (test if is_test else train).append(row)
-            picture = code % 5 == 0
+            picture = code % 2 == 0
             if picture:
-                colour = (200, 30, 30) if code % 2 else (30, 30, 200)
+                colour = [(200, 30, 30), (30, 30, 200), (30, 160, 30), (20, 20, 20)][code % 8 // 2]
                 Image.new("RGB", (24, 32), colour).save(root / "images" / f"{code}.jpg", "JPEG")
             index.append(
                 {
@@ -108,8 +110,11 @@ def fake_visuelle(tmp_path_factory) -> Path:
 
 
 # ---------------------------------------------------------------- the pipeline end to end
-def test_benchmark_end_to_end_on_a_small_fixture(fake_visuelle: Path, tmp_path: Path) -> None:
+def test_benchmark_end_to_end_on_a_small_fixture(fake_visuelle: Path, tmp_path: Path, monkeypatch) -> None:
+    from training.visuelle import benchmark
     from training.visuelle.benchmark import BASE, run_benchmark
+
+    monkeypatch.setattr(benchmark, "MIN_PICTURE_HISTORY", 30)  # the fixture has 48 with a picture
 
     out = tmp_path / "out"
     candidates = [BASE.with_(losses=("log_l2",)), BASE.with_(losses=("log_l2",), multiplier=1.1)]
@@ -134,13 +139,38 @@ def test_benchmark_end_to_end_on_a_small_fixture(fake_visuelle: Path, tmp_path: 
     rescored = protocol.evaluate(protocol.curve_matrix(test), wide.to_numpy())
     for metric, value in rescored.items():
         assert written["test"]["model"][metric] == pytest.approx(value, abs=1e-3)
-    assert {a["step"] for a in written["ablation"]} >= {"attributes only", "+ picture (full model)"}
+    assert [a["step"] for a in written["ablation"]] == [label for label, _ in benchmark.ABLATION]
+    # The picture is measured only on the products that have one, with and without it.
+    subset = written["pictures"]["subset"]
+    assert (subset["n_train"], subset["n_test"]) == (48, 6)
+    assert subset["with_picture"]["wape6"] != subset["without_picture"]["wape6"]
+    assert "never sees a picture" in (out / "visuelle.md").read_text()
     assert len(written["validation"]["folds"]) == 5
     assert written["validation"]["chosen"] in {c.label() for c in candidates}
     assert written["config"]["label"] == written["validation"]["chosen"]
+    low, high = written["test"]["bootstrap_intervals"]["model"]["wape6"]
+    assert low <= written["test"]["model"]["wape6"] <= high
+    for step in written["ablation"]:
+        assert set(step["validation"]) >= {"wape6", "bias6", "screen_p25"}, step["step"]
     report = (out / "visuelle.md").read_text()
     assert "## Test results" in report and "what was tried" in report
     assert "attribute kNN (k=11)" in report
+
+
+def test_bootstrap_intervals_hold_the_estimate_and_pair_the_difference() -> None:
+    rng = np.random.default_rng(3)
+    y = rng.poisson(20, (200, 12)).astype(float)
+    noisy = y * rng.uniform(0.5, 1.5, (200, 1))
+    intervals = protocol.bootstrap_intervals(y, noisy, noisy.copy(), resamples=200)
+    for name in ("wape6", "bias6", "screen_p25"):
+        low, high = intervals[name]
+        assert low <= protocol.evaluate(y, noisy)[name] <= high
+        # a forecast against itself: the paired difference is exactly zero on every resample
+        assert intervals[f"{name}_minus_reference"] == [0.0, 0.0]
+    exact = protocol.bootstrap_intervals(y, y, resamples=200)
+    # (a resample repeats products, and repeated products tie at the cut: the tie rule shares them)
+    assert exact["wape6"] == [0.0, 0.0] and exact["bias6"] == [0.0, 0.0] and exact["screen_p25"][1] == 1.0
+    assert "wape6_minus_reference" not in exact
 
 
 # ---------------------------------------------------------------- honest features
@@ -242,3 +272,33 @@ def test_committed_report_matches_its_forecasts() -> None:
     knn = protocol.evaluate(protocol.curve_matrix(test), protocol.knn_attribute_forecast(load_visuelle(REAL_DATA, "train"), test))
     assert document["test"]["baselines"]["attribute kNN (k=11)"]["wape6"] == pytest.approx(knn["wape6"], abs=1e-3)
     assert CURVE_COLUMNS[0] == "sales_w0"
+
+
+def _numbers(document: dict) -> dict:
+    """The report's numbers without what depends on the run (timings, folders, machine)."""
+    return {k: v for k, v in document.items() if k not in ("timings_seconds", "environment", "data")}
+
+
+@needs_real_data
+def test_benchmark_command_reproduces_the_committed_report(tmp_path: Path) -> None:
+    """`trialcast benchmark visuelle` from scratch (empty embedding cache) writes the committed numbers
+    and forecasts: the report in docs/benchmarks is what this code computes."""
+    out, home = tmp_path / "out", tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALCAST_")}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("trialcast")), "benchmark", "visuelle",
+         "--data", str(REAL_DATA), "--out", str(out), "--home", str(home)],
+        env=env, capture_output=True, text=True, timeout=3000, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    committed = json.loads((REPORT_DIR / "visuelle.json").read_text())
+    fresh = json.loads((out / "visuelle.json").read_text())
+    assert _numbers(fresh) == _numbers(committed)
+    assert {k: v for k, v in fresh["data"].items() if k != "dir"} == {
+        k: v for k, v in committed["data"].items() if k != "dir"
+    }
+    old = pd.read_csv(REPORT_DIR / "visuelle_test_forecasts.csv", dtype={"external_code": str})
+    new = pd.read_csv(out / "visuelle_test_forecasts.csv", dtype={"external_code": str})
+    pd.testing.assert_frame_equal(new, old, rtol=1e-9)
+    for line in ("## Test results", "### Against the goal", "## Where the signal comes from"):
+        assert line in (out / "visuelle.md").read_text()

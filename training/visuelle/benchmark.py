@@ -5,9 +5,13 @@
 2. Harness check: the fixed baselines on test.csv against the README's reference values.
 3. Validation (train.csv only): five season-tail folds (``protocol.season_tail_folds``); every
    candidate configuration is scored on them and the rule in ``choose`` picks the final one.
-4. Final: the chosen configuration fitted on all of train.csv, scored once on test.csv; the
-   ablation (attributes -> + copy -> + analogs -> + Google Trends -> + picture) on test, and the
-   picture's effect on the test products that have one.
+4. Final: the chosen configuration fitted on all of train.csv, scored once on test.csv, with
+   bootstrap intervals; the ablation (attributes -> + copy -> + analogs -> + Google Trends) on the
+   validation folds and on test; the picture's contribution on the products that have one.
+
+The model never sees a picture on the whole data set: in this copy, having a picture marks a
+product that sells 2.4x the others, which the model would learn instead of anything about the
+product (see ``model.NO_PICTURE_GROUPS``).
 5. Write ``visuelle.md`` (report with plots), ``visuelle.json`` (every number of the report) and
    ``visuelle_test_forecasts.csv`` (external_code, week, forecast units; weeks 0..11).
 """
@@ -34,6 +38,7 @@ from training.visuelle import protocol
 from training.visuelle.adapter import TARGET, load_gtrends, load_validated_visuelle
 from training.visuelle.model import (
     GROUPS,
+    NO_PICTURE_GROUPS,
     Forecast,
     ModelConfig,
     VisuelleModel,
@@ -43,28 +48,33 @@ from training.visuelle.model import (
 )
 
 GOAL = {"wape6_gain_vs_knn": 5.0, "max_abs_bias6": 0.10, "screen_p25": 0.48}
-BASE = ModelConfig()
-# The candidates scored on the validation folds. They share two fitted forecasters per fold (log-L2
-# and Tweedie on every feature group) and differ in how those are combined, levelled and spread
-# over the weeks; feature-group variants were explored before (see the report) and are measured
-# on test by the ablation.
+BASE = ModelConfig()  # log-L2 + Tweedie blend, share-model curve, every group but the picture
+ATTRIBUTES_ONLY = ("attributes",)
+# The candidates scored on the validation folds: losses, curve shape and level on two feature sets
+# (all groups but the picture; the attribute words alone). Configurations that differ only in level
+# or blending share their fitted forecasters.
 CANDIDATES: list[ModelConfig] = [
     BASE.with_(losses=("log_l2",)),
     BASE.with_(losses=("tweedie",)),
     BASE.with_(shares="weekday"),
     BASE,
     BASE.with_(bias_scale=True),
-    BASE.with_(multiplier=1.05),
-    BASE.with_(multiplier=1.10),
-    BASE.with_(multiplier=1.15),
+    BASE.with_(multiplier=1.1),
+    BASE.with_(multiplier=1.2),
+    BASE.with_(groups=ATTRIBUTES_ONLY, losses=("tweedie",)),
+    BASE.with_(groups=ATTRIBUTES_ONLY),
+    BASE.with_(groups=ATTRIBUTES_ONLY, multiplier=1.1),
+    BASE.with_(groups=ATTRIBUTES_ONLY, multiplier=1.2),
 ]
+# Growing feature groups, all products, no picture (see model.NO_PICTURE_GROUPS for why).
 ABLATION = [
-    ("attributes only", ("attributes",), False),
-    ("+ copy embedding", ("attributes", "copy"), False),
-    ("+ analog features", ("attributes", "copy", "analogs"), False),
-    ("+ Google Trends", ("attributes", "copy", "analogs", "gtrends"), False),
-    ("+ picture (full model)", GROUPS, True),
+    ("attributes only", ATTRIBUTES_ONLY),
+    ("+ copy embedding", ("attributes", "copy")),
+    ("+ analog features", ("attributes", "copy", "analogs")),
+    ("+ Google Trends", NO_PICTURE_GROUPS),
 ]
+# The picture is measured on the products that have one; fewer than this in train.csv: not measured.
+MIN_PICTURE_HISTORY = 100
 
 
 def default_home() -> Path:
@@ -130,15 +140,16 @@ def run_validation(
     rows: dict[str, dict[str, dict[str, float]]] = {c.label(): {} for c in candidates}
     baselines: dict[str, dict[str, dict[str, float]]] = {}
     folds = []
+    fitted = []  # per fold: its feature sets and fitted-model caches, reused by the ablation
     for name, fit_mask, val_mask in protocol.season_tail_folds(train.frame):
         start = time.perf_counter()
         fit, val = train.subset(fit_mask), train.subset(val_mask)
-        fs = build_features(fit.frame, fit.embeddings, val.frame, val.embeddings, settings, gtrends, root)
+        sets = feature_set(fit, val, settings, gtrends, root)
         y = protocol.curve_matrix(val.frame)
-        cache: dict = {}
         for config in candidates:
-            model = VisuelleModel(config).fit(fs.history, fs.X_history, cache)
-            rows[config.label()][name] = protocol.evaluate(y, model.predict(fs.target, fs.X_target).curve)
+            curve = fit_predict(config, sets)
+            rows[config.label()][name] = protocol.evaluate(y, curve)
+        fitted.append((name, y, sets))
         baselines[name] = _baselines(fit.frame, val.frame)
         folds.append(
             {
@@ -155,8 +166,65 @@ def run_validation(
     for name in ("attribute kNN (k=11)", "attribute kNN honest (k=11, >=84 d)", "mean curve"):
         mean[name] = pd.DataFrame({f: baselines[f][name] for f in baselines}).T.mean().to_dict()
     table = pd.DataFrame(mean).T
-    chosen = choose(table.loc[[c.label() for c in candidates]])
-    return {"folds": folds, "candidates": rows, "baselines": baselines, "mean": mean, "chosen": chosen}
+    chosen_label = choose(table.loc[[c.label() for c in candidates]])
+    chosen = next(c for c in candidates if c.label() == chosen_label)
+    echo("  ablation on the validation folds ...")
+    ablation: dict[str, dict[str, dict[str, float]]] = {label: {} for label, _ in ABLATION}
+    for name, y, sets in fitted:
+        for label, curve in ablation_curves(chosen, sets).items():
+            ablation[label][name] = protocol.evaluate(y, curve)
+    ablation_mean = {label: pd.DataFrame(per_fold).T.mean().to_dict() for label, per_fold in ablation.items()}
+    return {
+        "folds": folds, "candidates": rows, "baselines": baselines, "mean": mean, "chosen": chosen_label,
+        "ablation": ablation, "ablation_mean": ablation_mean,
+    }  # fmt: skip
+
+
+def feature_set(history: Split, target: Split, settings: Settings, gtrends: pd.DataFrame, root: Path) -> dict:
+    """The features of one (history, target) pair and a cache of the models fitted on them
+    (configurations that differ only in level or blending share their fitted forecasters)."""
+    fs = build_features(history.frame, history.embeddings, target.frame, target.embeddings, settings, gtrends, root)
+    return {"features": fs, "cache": {}}
+
+
+def fit_predict(config: ModelConfig, feature_set: dict) -> np.ndarray:
+    fs = feature_set["features"]
+    model = VisuelleModel(config).fit(fs.history, fs.X_history, feature_set["cache"])
+    return model.predict(fs.target, fs.X_target).curve
+
+
+def ablation_curves(chosen: ModelConfig, sets: dict) -> dict[str, np.ndarray]:
+    """The chosen configuration on growing feature groups (``ABLATION``)."""
+    return {label: fit_predict(chosen.with_(groups=groups), sets) for label, groups in ABLATION}
+
+
+def has_picture(split: Split) -> np.ndarray:
+    return split.frame["image"].astype(str).str.len().to_numpy() > 0
+
+
+def picture_subset(
+    train: Split, test: Split, chosen: ModelConfig, settings: Settings, gtrends: pd.DataFrame, root: Path
+) -> dict:
+    """The picture's contribution where it cannot stand for its own availability: fitted on the
+    train.csv products that have a picture and scored on the test.csv products that have one, the
+    chosen configuration with every group but the picture vs with the picture as well."""
+    history, target = train.subset(has_picture(train)), test.subset(has_picture(test))
+    out: dict = {"n_train": len(history.frame), "n_test": len(target.frame)}
+    if len(history.frame) < MIN_PICTURE_HISTORY or len(target.frame) == 0:
+        out["skipped"] = f"fewer than {MIN_PICTURE_HISTORY} training products with a picture, or no test product with one"
+        return out
+    y = protocol.curve_matrix(target.frame)
+    blind = feature_set(
+        Split(history.frame, without_pictures(history.embeddings)),
+        Split(target.frame, without_pictures(target.embeddings)), settings, gtrends, root,
+    )  # fmt: skip
+    seeing = feature_set(history, target, settings, gtrends, root)
+    without = fit_predict(chosen.with_(groups=NO_PICTURE_GROUPS), blind)
+    with_picture = fit_predict(chosen.with_(groups=GROUPS), seeing)
+    out["without_picture"] = protocol.evaluate(y, without)
+    out["with_picture"] = protocol.evaluate(y, with_picture)
+    out["with_minus_without_interval"] = protocol.bootstrap_intervals(y, with_picture, without)
+    return out
 
 
 def _subset_metrics(y: np.ndarray, f: np.ndarray, mask: np.ndarray) -> dict[str, float]:
@@ -205,6 +273,9 @@ def run_benchmark(
         cache.close()
     gtrends = load_gtrends(data_dir)
     root = data_dir.resolve()
+    # The model never sees a picture (see model.NO_PICTURE_GROUPS); picture_subset measures it.
+    blind_train = Split(train.frame, without_pictures(train.embeddings))
+    blind_test = Split(test.frame, without_pictures(test.embeddings))
     echo(f"loaded {len(train.frame)} train / {len(test.frame)} test products; embeddings cache {settings.cache_path}")
     t = lap("load_and_embed", t)
 
@@ -219,7 +290,7 @@ def run_benchmark(
     val = None
     if validation:
         echo("validation on the season-tail folds of train.csv ...")
-        val = run_validation(train, settings, gtrends, root, echo, candidates)
+        val = run_validation(blind_train, settings, gtrends, root, echo, candidates)
         chosen = next(c for c in candidates if c.label() == val["chosen"])
         t = lap("validation", t)
     else:
@@ -227,43 +298,42 @@ def run_benchmark(
     echo(f"chosen configuration: {chosen.label()}")
 
     echo("final fit on train.csv ...")
-    full = build_features(train.frame, train.embeddings, test.frame, test.embeddings, settings, gtrends, root)
-    model = VisuelleModel(chosen).fit(full.history, full.X_history)
+    sets = feature_set(blind_train, blind_test, settings, gtrends, root)
+    full = sets["features"]
+    model = VisuelleModel(chosen).fit(full.history, full.X_history, sets["cache"])
     forecast: Forecast = model.predict(full.target, full.X_target)
     metrics = protocol.evaluate(y_test, forecast.curve)
+    intervals = {
+        "level": 0.9,
+        "model": protocol.bootstrap_intervals(y_test, forecast.curve, published["attribute kNN (k=11)"]),
+        "attribute kNN (k=11)": protocol.bootstrap_intervals(y_test, published["attribute kNN (k=11)"]),
+    }
     t = lap("final_fit", t)
 
-    # Ablation: the same configuration on growing feature groups. Rows without pictures use a
-    # pipeline fitted with every picture removed (ridge, PCA and analogs see copy only).
-    echo("ablation ...")
-    no_pic = build_features(
-        train.frame, without_pictures(train.embeddings), test.frame, without_pictures(test.embeddings),
-        settings, gtrends, root,
-    )  # fmt: skip
-    has_picture = test.frame["image"].astype(str).str.len().to_numpy() > 0
-    ablation = []
-    ablation_curves = {}
-    for label, groups, pictures in ABLATION:
-        fs = full if pictures else no_pic
-        if groups == chosen.groups and pictures:
-            curve = forecast.curve
-        else:
-            step = VisuelleModel(chosen.with_(groups=groups)).fit(fs.history, fs.X_history)
-            curve = step.predict(fs.target, fs.X_target).curve
-        ablation_curves[label] = curve
-        ablation.append(
-            {
-                "step": label,
-                "groups": list(groups),
-                **protocol.evaluate(y_test, curve),
-                "with_picture_subset": _subset_metrics(y_test, curve, has_picture),
-            }
-        )
-    picture_effect = {
-        "n_test_with_picture": int(has_picture.sum()),
-        "n_train_with_picture": int((train.frame["image"].astype(str).str.len() > 0).sum()),
-        "without_picture": _subset_metrics(y_test, ablation_curves["+ Google Trends"], has_picture),
-        "with_picture": _subset_metrics(y_test, forecast.curve, has_picture),
+    echo("ablation and the picture on the products that have one ...")
+    curves = ablation_curves(chosen, sets)
+    pictured = has_picture(test)
+    ablation = [
+        {
+            "step": label,
+            "groups": list(groups),
+            **protocol.evaluate(y_test, curves[label]),
+            "with_picture_subset": _subset_metrics(y_test, curves[label], pictured),
+            "validation": val["ablation_mean"][label] if val else None,
+        }
+        for label, groups in ABLATION
+    ]
+    pictures = {
+        "n_train_with_picture": int(has_picture(train).sum()),
+        "n_test_with_picture": int(pictured.sum()),
+        "median_units6_with_without": {
+            name: [
+                float(np.median(split.frame[TARGET][has_picture(split)])) if has_picture(split).any() else None,
+                float(np.median(split.frame[TARGET][~has_picture(split)])) if (~has_picture(split)).any() else None,
+            ]
+            for name, split in (("train", train), ("test", test))
+        },
+        "subset": picture_subset(train, test, chosen, settings, gtrends, root),
     }
     t = lap("ablation", t)
 
@@ -314,11 +384,12 @@ def run_benchmark(
             "model": metrics,
             "baselines": test_baselines,
             "p10_p90_coverage_of_6w_total": coverage,
+            "bootstrap_intervals": intervals,
             "by_season": by_season,
         },
         "harness_check": harness,
         "ablation": ablation,
-        "picture_effect": picture_effect,
+        "pictures": pictures,
         "validation": val,
         "timings_seconds": timings,
         "environment": {"python": platform.python_version(), "threads": threads},

@@ -42,6 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy.stats import bootstrap
 
 from training.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, load_visuelle
 
@@ -124,6 +125,45 @@ def evaluate(y: np.ndarray, f: np.ndarray) -> dict[str, float]:
         "bias6": bias(y, f, 6),
         "screen_p25": screening_precision(y, f, 6, 0.25),
     }
+
+
+METRICS = {
+    "wape6": lambda y, f: wape(y, f, 6),
+    "bias6": lambda y, f: bias(y, f, 6),
+    "screen_p25": lambda y, f: screening_precision(y, f, 6, 0.25),
+}
+
+
+def bootstrap_intervals(
+    y: np.ndarray,
+    f: np.ndarray,
+    reference: np.ndarray | None = None,
+    *,
+    level: float = 0.9,
+    resamples: int = 1000,
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals over products (resampled with replacement) of ``METRICS``.
+
+    With ``reference`` (another forecast of the same products), also the interval of the paired
+    difference ``metric(f) - metric(reference)`` on the same resamples: whether a gain over a
+    baseline is larger than what the choice of 497 test products alone moves.
+    """
+    y, f = np.asarray(y, dtype=float), np.asarray(f, dtype=float)
+    indices = np.arange(len(y))
+    out: dict[str, list[float]] = {}
+    for name, metric in METRICS.items():
+        pairs = {name: lambda i, m=metric: m(y[i], f[i])}
+        if reference is not None:
+            pairs[f"{name}_minus_reference"] = lambda i, m=metric: m(y[i], f[i]) - m(y[i], reference[i])
+        for label, statistic in pairs.items():
+            result = bootstrap(
+                (indices,), statistic, vectorized=False, n_resamples=resamples, confidence_level=level,
+                method="percentile", random_state=np.random.default_rng(seed),
+            )  # fmt: skip
+            interval = result.confidence_interval
+            out[label] = [float(interval.low), float(interval.high)]
+    return out
 
 
 # ---------------------------------------------------------------- baselines
