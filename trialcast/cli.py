@@ -204,8 +204,21 @@ def benchmark_visuelle(
     _dump({"test": doc["test"]["model"], "goal": doc["goal"], "config": doc["config"]["label"]})
 
 
+def _is_user_error(error: BaseException) -> bool:
+    """Bad input, a missing file, a refused action: things a user fixes, not bugs to debug."""
+    return isinstance(error, (ValueError, OSError)) or type(error).__module__.split(".")[0] == "mlflow"
+
+
 def main() -> None:
-    app()
+    """The console script. A user error ends in one line on stderr and exit status 2; anything else
+    (a bug) keeps its traceback."""
+    try:
+        app()
+    except Exception as error:
+        if not _is_user_error(error):
+            raise
+        typer.echo(f"error: {error}", err=True)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

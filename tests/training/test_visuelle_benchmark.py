@@ -173,6 +173,21 @@ def test_bootstrap_intervals_hold_the_estimate_and_pair_the_difference() -> None
     assert "wape6_minus_reference" not in exact
 
 
+def test_the_command_names_a_missing_data_file_in_one_line(tmp_path: Path) -> None:
+    """A user error (here: a folder without train.csv) ends in one line and exit status 2, no traceback."""
+    empty = tmp_path / "not-visuelle"
+    empty.mkdir()
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("trialcast")), "benchmark", "visuelle",
+         "--data", str(empty), "--out", str(tmp_path / "out"), "--home", str(tmp_path / "home")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"error: [Errno 2] No such file or directory: '{empty / 'train.csv'}'" in done.stderr.splitlines()
+    assert not (tmp_path / "out").exists()
+
+
 # ---------------------------------------------------------------- honest features
 def _history() -> pd.DataFrame:
     return pd.DataFrame(

@@ -362,13 +362,14 @@ def write_report(
         "## Model",
         "",
         "- Features: the product's `FeaturePipeline` with `VISUELLE_SPEC` (target `sales_6w`, curve "
-        f"`sales_w0..w11`, no price): picture ({cfg['image_encoder']}) and copy ({cfg['text_encoder']}) embeddings, "
-        f"their PCA axes ({cfg['picture_components']} / {cfg['copy_components']}), the time-honest ridge read-out "
+        f"`sales_w0..w11`, no price, no picture): the copy ({cfg['text_encoder']}) embedding, "
+        f"its first {cfg['copy_components']} PCA axes, the time-honest ridge read-out "
         f"used as the boosting base, analog features (gap {cfg['analog_gap_days']} days: a product's 6-week sales are "
         "known 42 days after launch). Plus, in `training/visuelle/features.py`: colour, fabric, extra and season "
         "type as LightGBM categoricals; launch weekday, days in week 0, day of year, days into the season; honest "
         "target encodings of each attribute word and pair (products launched >= 42 days before) and recent sales "
-        "levels; Google Trends summaries.",
+        "levels; Google Trends summaries. The picture embedding "
+        f"({cfg['image_encoder']}) enters only the comparison on the pictured products (see The picture).",
         "- Total: the product's `Forecaster` (LightGBM from the ridge base margin, rounds by early stopping on "
         "the last 20% of the fit period, then refit on everything) once per loss; P50 averaged over the losses.",
         "- Weekly curve: total x shares of a LightGBM share model over (product, week) cells: week, launch weekday, "
