@@ -188,7 +188,10 @@ def write_report(
         "folds inside train.csv; test.csv scored once. WAPE = 100 * sum|y - f| / sum y over products x weeks, "
         "MAE in units; 6 weeks = weeks 0..5, 12 weeks = weeks 0..11. Bias = (sum f - sum y) / sum y over "
         "weeks 0..5. Screening precision: of the quarter of test products with the highest 6-week forecast, "
-        "the share truly in the top quarter (random = 25%).",
+        "the share truly in the top quarter (random = 25%). As the protocol has it, the final model is fitted on "
+        "all of train.csv, which holds AW19 products launched after the SS19 test products; every *feature* of a "
+        "product (analogs, target encodings, sales levels, the ridge read-out) is computed only from products "
+        "launched at least 42 days before it, whose 6-week sales were known at its launch.",
         "",
         "## Test results",
         "",
