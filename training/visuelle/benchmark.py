@@ -136,11 +136,12 @@ def run_validation(
     echo: Callable[[str], None],
     candidates: list[ModelConfig] = CANDIDATES,
 ) -> dict:
-    """Every candidate and the fixed baselines on the season-tail folds of train.csv."""
+    """Every candidate and the fixed baselines on the season-tail folds of train.csv, the chosen
+    candidate (``choose``), and the ablation of the chosen one on the same folds."""
     rows: dict[str, dict[str, dict[str, float]]] = {c.label(): {} for c in candidates}
     baselines: dict[str, dict[str, dict[str, float]]] = {}
     folds = []
-    fitted = []  # per fold: its feature sets and fitted-model caches, reused by the ablation
+    fitted = []  # per fold: its feature set and fitted-model cache, reused by the ablation
     for name, fit_mask, val_mask in protocol.season_tail_folds(train.frame):
         start = time.perf_counter()
         fit, val = train.subset(fit_mask), train.subset(val_mask)
