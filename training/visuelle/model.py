@@ -1,7 +1,7 @@
 """The VISUELLE model: the product's feature path and forecaster, plus what the benchmark needs.
 
-Total (units of weeks 0..5): the product's ``FeaturePipeline`` (picture and copy embeddings, the
-time-honest ridge read-out used as the boosting base, analog features) with the benchmark's extra
+Total (units of weeks 0..5): the product's ``FeaturePipeline`` (copy embedding, the time-honest
+ridge read-out used as the boosting base, analog features) with the benchmark's extra
 columns (``training.visuelle.features``), fed to the product's ``Forecaster`` once per loss; the
 point forecasts of the losses are averaged (arithmetic mean of P50; same for the P10/P90 band).
 
@@ -11,13 +11,15 @@ units, weighted by those units, from the week index, the launch weekday (week 0 
 of the calendar week), the ISO week and day of year of that week (holidays, sales periods) and a
 few attributes. The forecast of week w is ``total * share_w / (share_0 + .. + share_5)``.
 
-Feature groups (for the ablation; ``GROUPS`` in order):
+Feature groups (for the ablation; ``GROUPS`` in order; the default model uses
+``NO_PICTURE_GROUPS``, and the benchmark passes it embeddings without pictures):
 - ``attributes``: category, colour, fabric, extra, season type, calendar (weekday, days in week 0,
   day of year, days into the season), honest target encodings and sales levels;
 - ``copy``: the copy embedding -- its PCA axes and the ridge read-out (the boosting base);
 - ``analogs``: similar past products by copy (and picture where both have one);
 - ``gtrends``: Google Trends of the category / colour / fabric words over the 52 weeks before launch;
-- ``picture``: the picture embedding (PCA axes, picture analogs, and in the ridge read-out).
+- ``picture``: the picture embedding (PCA axes, picture analogs, and in the ridge read-out); used
+  only where every product has a picture (``benchmark.picture_subset``).
 """
 
 from __future__ import annotations
