@@ -28,9 +28,9 @@ Baselines (fixed, nothing tuned; they take adapter frames and return (n_products
 
 ``test.csv`` is for final reports only. ``train_validation_split`` gives a time-based split inside
 train.csv for choosing settings, and ``season_tail_folds`` five folds shaped like the test (the last
-launches of a season, fitted on everything launched before them); ``python -m training.visuelle.protocol DATA_DIR`` prints the
-baselines on it (and on test with ``--test``, allowed only for these fixed baselines as a harness
-check).
+launches of a season, fitted on everything launched before them);
+``python -m benchmarks.visuelle.protocol DATA_DIR`` prints the baselines on it (and on test with
+``--test``, allowed only for these fixed baselines as a harness check).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
-from training.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, load_visuelle
+from benchmarks.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, load_visuelle
 
 KNN_K = 11
 KNN_ATTRIBUTES = ("category", "color", "fabric")

@@ -181,7 +181,7 @@ def write_report(
         f"Real new-product launch sales: {document['data']['n_train']:,} training and {document['data']['n_test']:,} "
         "test products of one fast-fashion retailer "
         "(VISUELLE v1, Skenderi et al., *Well Googled is Half Done*, arXiv 2109.09824). "
-        "Reproduce: `trialcast benchmark visuelle --data ../shared/benchmarks/visuelle --out docs/benchmarks/` "
+        "Reproduce: `.venv/bin/python -m benchmarks.visuelle --data ../shared/benchmarks/visuelle --out docs/benchmarks/` "
         f"(this run: {document['timings_seconds']['total'] / 60:.1f} min on {document['environment']['threads']} threads).",
         "",
         "Protocol (the data set's README): fit on train.csv only; every setting chosen on time-based validation "
@@ -368,7 +368,7 @@ def write_report(
         f"`sales_w0..w11`, no price, no picture): the copy ({cfg['text_encoder']}) embedding, "
         f"its first {cfg['copy_components']} PCA axes, the time-honest ridge read-out "
         f"used as the boosting base, analog features (gap {cfg['analog_gap_days']} days: a product's 6-week sales are "
-        "known 42 days after launch). Plus, in `training/visuelle/features.py`: colour, fabric, extra and season "
+        "known 42 days after launch). Plus, in `benchmarks/visuelle/features.py`: colour, fabric, extra and season "
         "type as LightGBM categoricals; launch weekday, days in week 0, day of year, days into the season; honest "
         "target encodings of each attribute word and pair (products launched >= 42 days before) and recent sales "
         "levels; Google Trends summaries. The picture embedding "
