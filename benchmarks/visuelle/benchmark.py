@@ -46,6 +46,7 @@ from benchmarks.visuelle.model import (
 from features.cache import EmbeddingCache
 from features.config import Settings
 from features.embed import Embeddings, embed_frame
+from features.metrics import interval_coverage
 
 GOAL = {"wape6_gain_vs_knn": 5.0, "max_abs_bias6": 0.10, "screen_p25": 0.48}
 BASE = ModelConfig()  # log-L2 + Tweedie blend, share-model curve, every group but the picture
@@ -340,7 +341,7 @@ def run_benchmark(
 
     knn = test_baselines["attribute kNN (k=11)"]
     total = y_test[:, :6].sum(axis=1)
-    coverage = float(np.mean((total >= forecast.total["p10"]) & (total <= forecast.total["p90"])))
+    coverage = interval_coverage(total, forecast.total["p10"], forecast.total["p90"])["coverage"]
     goal = {
         "wape6_target": knn["wape6"] - GOAL["wape6_gain_vs_knn"],
         "wape6": metrics["wape6"],
