@@ -16,7 +16,7 @@ import pandas as pd
 from features.config import Settings
 from features.images import ImageError, decode_image
 from features.schema import Sku, validate
-from serving.decision import DecisionRule, decide
+from features.decision import DecisionRule, decide
 
 
 @dataclass

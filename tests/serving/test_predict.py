@@ -49,7 +49,7 @@ def test_forecast_band_and_curve(answer: dict) -> None:
 
 
 def test_decision_with_reasons_and_break_even(answer: dict, candidate: pd.Series, server: dict) -> None:
-    from serving.decision import decide
+    from features.decision import decide
     from serving.predictor import decision_rule
 
     d = answer["decision"]

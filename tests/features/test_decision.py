@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from serving.decision import DecisionRule, break_even_units, decide
+from features.decision import DecisionRule, Evidence, break_even_units, decide
 
 # launch cost 2000; list 30 - cost 10 = margin 20 -> break-even 100 units.
 RULE = DecisionRule(launch_cost=2000.0, default_markup=2.5, max_relative_spread=1.2, min_similarity=0.6)
@@ -67,7 +67,7 @@ def test_p50_exactly_at_break_even_is_not_no_go() -> None:
 def test_wide_band_with_p10_below_break_even_is_too_uncertain() -> None:
     # (300 - 50) / 150 = 1.67 > 1.2, P10 = 50 < 100
     d = decide(50, 150, 300, 0.9, COST, PRICE, RULE)
-    assert d.label == "REVIEW" and d.reasons == ["TOO_UNCERTAIN"]
+    assert d.label == "REVIEW" and d.reasons == ["TOO_UNCERTAIN", "LEANS_GO"]
     assert "too wide" in d.message
 
 
@@ -109,3 +109,49 @@ def test_as_dict_is_what_the_service_returns() -> None:
     assert set(d) >= {"label", "reasons", "message", "break_even_units", "assumed_list_price"}
     assert d["label"] == "GO"
     assert d["reasons"] == ["CLEARS_BREAK_EVEN", "CLEARS_AT_P10", "ASSUMED_LIST_PRICE"]
+
+
+# ---------------------------------------------------------------- novelty per modality, leaning, economics
+def evidence(**changes) -> Evidence:
+    base = dict(joint=0.9, picture=0.9, copy=0.9, picture_floor=0.7, copy_floor=0.5, category="T恤",
+                picture_category="T恤", category_agrees=True)
+    return Evidence(**{**base, **changes})
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"picture": 0.4}, "PICTURE_UNLIKE_HISTORY"),
+    ({"picture": None}, "PICTURE_UNLIKE_HISTORY"),
+    ({"copy": 0.2}, "COPY_UNLIKE_HISTORY"),
+    ({"category_agrees": False, "picture_category": "外套"}, "CATEGORY_PICTURE_MISMATCH"),
+])
+def test_a_sku_novel_in_one_modality_goes_to_review_even_with_a_confident_forecast(changes, reason) -> None:
+    d = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, evidence=evidence(**changes))
+    assert d.label == "REVIEW" and reason in d.reasons and "LEANS_GO" in d.reasons
+    assert "a person decides" in d.message
+
+
+def test_a_review_says_when_even_the_optimistic_case_loses_money() -> None:
+    d = decide(5, 10, 20, 0.9, COST, PRICE, RULE, evidence=evidence(picture=0.1))
+    assert d.label == "REVIEW"
+    assert {"PICTURE_UNLIKE_HISTORY", "LEANS_NO_GO", "BELOW_BREAK_EVEN_AT_P90"} <= set(d.reasons)
+
+
+def test_without_floors_only_the_joint_similarity_is_checked() -> None:
+    d = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, evidence=Evidence(0.9, picture=0.01, copy=0.01))
+    assert d.label == "GO"
+
+
+def test_every_answer_carries_the_derivation_of_its_break_even() -> None:
+    d = decide(200, 300, 400, 0.9, COST, PRICE, RULE)
+    e = d.as_dict()["economics"]
+    assert e["launch_cost"] == RULE.launch_cost and e["cost_price"] == COST and e["list_price"] == PRICE
+    assert e["unit_margin"] == pytest.approx(PRICE - COST) and e["markup"] == pytest.approx(PRICE / COST)
+    assert e["break_even_units"] == pytest.approx(RULE.launch_cost / (PRICE - COST)) == d.break_even_units
+    assert e["list_price_assumed"] is False
+
+
+def test_a_price_the_model_assumed_is_used_and_said() -> None:
+    d = decide(200, 300, 400, 0.9, COST, 2.2 * COST, RULE, list_price_assumed=True,
+               assumed=("list_price", "launch_date"))
+    assert d.economics["list_price"] == pytest.approx(2.2 * COST) and d.economics["list_price_assumed"] is True
+    assert d.reasons[-2:] == ["ASSUMED_LIST_PRICE", "ASSUMED_LAUNCH_DATE"]

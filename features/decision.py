@@ -1,0 +1,152 @@
+"""The go/no-go rule: turn a forecast band, its novelty evidence and the unit economics into
+GO / REVIEW / NO_GO with reasons. Core library, because serving answers with it and training
+measures it on the holdout (decision quality, gated) with exactly the same code.
+
+Break-even units = launch cost / unit margin (list price - cost price). The list price is the one
+the model used: given, or assumed (features.schema: cost x the category's usual markup); the answer
+says which, and at what markup.
+
+In order:
+0. A forecast that is not a finite number:                      REVIEW  INVALID_FORECAST
+1. Novel SKU, any of: no similar past SKU jointly               REVIEW  NO_SIMILAR_HISTORY
+   (best joint similarity below the floor), picture unlike        PICTURE_UNLIKE_HISTORY
+   every past picture, copy unlike every past copy (floors set     COPY_UNLIKE_HISTORY
+   on the holdout: see features.novelty), the picture's nearest    CATEGORY_PICTURE_MISMATCH
+   past SKUs are of another category than the one declared.
+   A REVIEW also says which way the evidence leans: LEANS_GO (P50 clears break-even), LEANS_NO_GO,
+   and BELOW_BREAK_EVEN_AT_P90 when even the optimistic case loses money.
+2. P50 below break-even:                                         NO_GO   BELOW_BREAK_EVEN
+   (with P90 also below: even the optimistic case loses money:   + BELOW_BREAK_EVEN_AT_P90)
+3. P50 clears break-even but the band is too wide
+   ((P90 - P10) / P50 > max_relative_spread) and P10 does not:   REVIEW  TOO_UNCERTAIN (+ LEANS_GO)
+4. Otherwise:                                                    GO      CLEARS_BREAK_EVEN (+ CLEARS_AT_P10)
+Assumed inputs add ASSUMED_LIST_PRICE / ASSUMED_CATEGORY / ASSUMED_LAUNCH_DATE to any answer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class DecisionRule:
+    launch_cost: float = 2000.0
+    default_markup: float = 2.5
+    max_relative_spread: float = 1.2
+    min_similarity: float = 0.8
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """How much like the history a SKU is, per modality, and the floors it is held to (None: no check)."""
+
+    joint: float | None
+    picture: float | None = None
+    copy: float | None = None
+    picture_floor: float | None = None
+    copy_floor: float | None = None
+    category: str | None = None  # the declared (or assumed) category
+    picture_category: str | None = None  # what the picture's nearest past SKUs are
+    category_agrees: bool | None = None
+
+    def reasons(self, rule: DecisionRule) -> list[str]:
+        out = []
+        if not _finite(self.joint) or self.joint < rule.min_similarity:
+            out.append("NO_SIMILAR_HISTORY")
+        if self.picture_floor is not None and (not _finite(self.picture) or self.picture < self.picture_floor):
+            out.append("PICTURE_UNLIKE_HISTORY")
+        if self.copy_floor is not None and (not _finite(self.copy) or self.copy < self.copy_floor):
+            out.append("COPY_UNLIKE_HISTORY")
+        if self.category_agrees is False:
+            out.append("CATEGORY_PICTURE_MISMATCH")
+        return out
+
+
+@dataclass(frozen=True)
+class Economics:
+    """The break-even and how it was derived, as every answer shows it."""
+
+    launch_cost: float
+    cost_price: float
+    list_price: float
+    list_price_assumed: bool
+    markup: float
+    unit_margin: float
+    break_even_units: float
+
+    @classmethod
+    def of(cls, cost_price: float, list_price: float | None, rule: DecisionRule, assumed: bool | None = None
+           ) -> Economics:
+        absent = list_price is None or not math.isfinite(list_price)
+        price = cost_price * rule.default_markup if absent else float(list_price)
+        margin = price - cost_price
+        units = rule.launch_cost / margin if margin > 0 else math.inf
+        return cls(rule.launch_cost, cost_price, price, bool(absent if assumed is None else assumed or absent),
+                   price / cost_price, margin, units)
+
+
+@dataclass
+class Decision:
+    label: str  # GO, REVIEW or NO_GO
+    reasons: list[str]  # machine-readable codes
+    message: str  # one sentence for people
+    break_even_units: float
+    assumed_list_price: bool = False
+    economics: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def break_even_units(cost_price: float, list_price: float | None, rule: DecisionRule) -> tuple[float, bool]:
+    """Units needed to pay back the launch cost, and whether the list price was assumed."""
+    e = Economics.of(cost_price, list_price, rule)
+    return e.break_even_units, e.list_price_assumed
+
+
+def _finite(x: float | None) -> bool:
+    return x is not None and math.isfinite(x)
+
+
+def _lean(p50: float, p90: float, units: float) -> list[str]:
+    if p50 >= units:
+        return ["LEANS_GO"]
+    return ["LEANS_NO_GO", *(["BELOW_BREAK_EVEN_AT_P90"] if p90 < units else [])]
+
+
+def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cost_price: float,
+           list_price: float | None, rule: DecisionRule, *, evidence: Evidence | None = None,
+           assumed: tuple[str, ...] = (), list_price_assumed: bool | None = None) -> Decision:
+    """The rule of the module docstring. ``assumed`` names the inputs that were absent."""
+    econ = Economics.of(cost_price, list_price, rule, list_price_assumed)
+    units = econ.break_even_units
+    evidence = evidence or Evidence(top_similarity)
+    codes = [f"ASSUMED_{name.upper()}" for name in assumed if name != "list_price"]
+    codes = (["ASSUMED_LIST_PRICE"] if econ.list_price_assumed else []) + codes
+    be = "no positive margin" if math.isinf(units) else f"{units:.0f} units"
+
+    def answer(label: str, reasons: list[str], message: str) -> Decision:
+        return Decision(label, [*reasons, *codes], message, units, econ.list_price_assumed, asdict(econ))
+
+    if not all(math.isfinite(x) for x in (p10, p50, p90)):  # never let a broken number read as GO
+        return answer("REVIEW", ["INVALID_FORECAST"], f"The model gave no usable forecast (P10/P50/P90 = "
+                      f"{p10}/{p50}/{p90}): a person should judge this SKU.")
+    novel = evidence.reasons(rule)
+    if novel:
+        sim = f"{evidence.joint:.2f}" if _finite(evidence.joint) else "none"
+        return answer("REVIEW", [*novel, *_lean(p50, p90, units)],
+                      f"This SKU is unlike the history the model learnt from ({', '.join(novel)}; best joint "
+                      f"similarity {sim}): a person decides. The forecast of {p50:.0f} units against the "
+                      f"break-even of {be} is only a lean.")
+    if p50 < units:
+        extra = ["BELOW_BREAK_EVEN_AT_P90"] if p90 < units else []
+        return answer("NO_GO", ["BELOW_BREAK_EVEN", *extra], f"Expected {p50:.0f} units in 7 days is below the "
+                      f"break-even of {be}" + (" even in the optimistic case (P90)." if extra else "."))
+    spread = (p90 - p10) / p50 if p50 > 0 else math.inf
+    if spread > rule.max_relative_spread and p10 < units:
+        return answer("REVIEW", ["TOO_UNCERTAIN", "LEANS_GO"], f"Expected {p50:.0f} units clears the break-even "
+                      f"of {be}, but the range {p10:.0f}-{p90:.0f} is too wide to commit without a second look.")
+    return answer("GO", ["CLEARS_BREAK_EVEN", *(["CLEARS_AT_P10"] if p10 >= units else [])],
+                  f"Expected {p50:.0f} units (range {p10:.0f}-{p90:.0f}) clears the break-even of {be}.")
