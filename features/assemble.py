@@ -17,6 +17,7 @@ from features.analogs import AnalogIndex, Neighbours, analog_curve, analog_featu
 from features.catalogue import Catalogue
 from features.config import Settings
 from features.embed import Embeddings
+from features.novelty import picture_category_vote
 from features.projection import TimeHonestRidge
 from features.schema import Completion, flag
 
@@ -135,6 +136,20 @@ class FeaturePipeline:
         frame["category"] = guessed
         frame["category_assumed"] = absent | flag(frame, "category_assumed")
         return completion.prices(frame)
+
+    def novelty(self, frame: pd.DataFrame, embeddings: Embeddings) -> pd.DataFrame:
+        """Per row: best joint / picture / copy similarity to an earlier SKU, the category the
+        picture's nearest past SKUs vote for and the declared category's share of that vote
+        (features.novelty). ``category_share`` is NaN where the category was assumed (nothing to check)."""
+        frame = self.complete(frame, embeddings)
+        top = {kind: self.index.search(embeddings.picture, embeddings.copy, frame["launch_date"], 1, kind=kind)
+               .similarity[:, 0].astype(float) for kind in ("joint", "picture", "copy")}
+        winner, share = picture_category_vote(self.index, self.history["category"].astype(str).to_numpy(),
+                                              embeddings.picture, embeddings.copy, frame["launch_date"],
+                                              frame["category"].astype(str), self.k)
+        share = np.where(frame["category_assumed"].to_numpy(dtype=bool), np.nan, share)
+        return pd.DataFrame({**top, "picture_category": winner, "category_share": share,
+                             "category": frame["category"].to_numpy(dtype=object)})
 
     def _vote(self, nb: Neighbours) -> list[str | None]:
         categories = self.history["category"].astype(str).to_numpy()

@@ -58,6 +58,20 @@ class ModelSettings(BaseModel):
     gate_threshold: float = 0.15
     gate_max_abs_bias: float = 0.10
     holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Most recent launches held out.")
+    gate_min_go_precision: float = Field(
+        0.48, ge=0, le=1, description="Share of holdout GO launches that must have paid back the launch cost."
+    )
+
+    # Go / no-go: measured on the holdout and gated, so they shape which model may serve.
+    launch_cost: float = Field(
+        16000.0, ge=0, description="Fixed cost of a launch (design, samples, minimum run), in currency units."
+    )
+    ood_similarity: float = Field(
+        0.6, description="Below this joint similarity to every past SKU, a forecast goes to REVIEW."
+    )
+    max_relative_spread: float = Field(
+        1.2, gt=0, description="(P90-P10)/P50 above which the forecast is too uncertain for GO."
+    )
 
     def model_settings(self) -> dict[str, Any]:
         """This group's values by name: what the hash and the MLflow params are made of."""
@@ -88,17 +102,6 @@ class Settings(ModelSettings, BaseSettings):
     tracking_uri: str | None = Field(None, description="Defaults to SQLite under home.")
     model_name: str = "trialcast"
     experiment: str = "trialcast"
-
-    # Go / no-go.
-    launch_cost: float = Field(
-        16000.0, ge=0, description="Fixed cost of a launch (design, samples, minimum run), in currency units."
-    )
-    ood_similarity: float = Field(
-        0.6, description="Below this joint similarity to every past SKU, a forecast goes to REVIEW."
-    )
-    max_relative_spread: float = Field(
-        1.2, gt=0, description="(P90-P10)/P50 above which the forecast is too uncertain for GO."
-    )
 
     cache_file: Path | None = Field(None, description="Embedding cache file; defaults to home/embeddings.sqlite.")
 

@@ -19,6 +19,8 @@ class GateDecision:
     bias: float
     max_abs_bias: float
     reasons: tuple[str, ...]
+    go_precision: float = float("nan")
+    min_go_precision: float | None = None
 
     def as_tags(self) -> dict[str, str]:
         return {
@@ -29,14 +31,19 @@ class GateDecision:
             "gate.bias": f"{self.bias:.4f}",
             "gate.max_abs_bias": f"{self.max_abs_bias:.4f}",
             "gate.reasons": "; ".join(self.reasons) or "passed",
+            "gate.go_precision": f"{self.go_precision:.4f}",
+            "gate.min_go_precision": "none" if self.min_go_precision is None else f"{self.min_go_precision:.4f}",
         }
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def check_gate(metrics: dict[str, float], metric: str, threshold: float, max_abs_bias: float) -> GateDecision:
-    """Pass when ``metrics[metric] < threshold`` and ``|bias| <= max_abs_bias``."""
+def check_gate(metrics: dict[str, float], metric: str, threshold: float, max_abs_bias: float,
+               min_go_precision: float | None = None) -> GateDecision:
+    """Pass when ``metrics[metric] < threshold``, ``|bias| <= max_abs_bias`` and, when
+    ``min_go_precision`` is given, the holdout's GO launches paid back their launch cost at least
+    that often (a model whose GOs are no better than launching everything must not steer production)."""
     if metric not in metrics:
         raise KeyError(f"gate metric {metric!r} is not among the holdout metrics {sorted(metrics)}")
     value, total_bias = float(metrics[metric]), float(metrics["bias"])
@@ -45,4 +52,10 @@ def check_gate(metrics: dict[str, float], metric: str, threshold: float, max_abs
         reasons.append(f"{metric} {value:.1%} is not under {threshold:.1%}")
     if not abs(total_bias) <= max_abs_bias:  # written so that a NaN bias is refused too
         reasons.append(f"bias of the total {total_bias:+.1%} is outside ±{max_abs_bias:.0%}")
-    return GateDecision(not reasons, metric, value, threshold, total_bias, max_abs_bias, tuple(reasons))
+    if min_go_precision is not None:
+        precision = float(metrics.get("go_precision", float("nan")))
+        if not precision >= min_go_precision:
+            shown = "no GO at all" if precision != precision else f"{precision:.0%}"
+            reasons.append(f"GO precision {shown} is under {min_go_precision:.0%}")
+    return GateDecision(not reasons, metric, value, threshold, total_bias, max_abs_bias, tuple(reasons),
+                        float(metrics.get("go_precision", float("nan"))), min_go_precision)

@@ -23,7 +23,9 @@ from features.config import Settings
 from features.embed import Embeddings, embed_copy
 from features.schema import mask_optional
 from training.absence import absence_costs
+from features.novelty import Floors
 from training.data import Dataset, holdout_split, rolling_origins
+from training.decisions import decision_metrics, evidence_rows, labels, rule_of
 from training.evaluate import (
     analog_knn,
     bias,
@@ -60,6 +62,7 @@ class TrainResult:
     holdout_start: str
     params: dict[str, object] = field(default_factory=dict)
     absence: dict[str, dict[str, float]] = field(default_factory=dict)  # holdout with one optional field absent
+    floors: Floors | None = None  # novelty floors per modality, set on the holdout
 
 
 def _xy(pipeline: FeaturePipeline, data: Dataset, settings: Settings) -> tuple[pd.DataFrame, np.ndarray]:
@@ -130,9 +133,16 @@ def train(
     curve_columns = data.catalogue.curve_columns
     if curve is not None and curve_columns:
         metrics["curve_wape"] = curve_wape(hold.frame[curve_columns].to_numpy(), curve * forecast["p50"].to_numpy()[:, None])
+    # The decision, as the service makes it, on every holdout launch; novelty floors from the holdout.
+    novelty = fitted.pipeline.novelty(hold.frame, hold.embeddings)
+    floors = Floors.fit(novelty["picture"], novelty["copy"], novelty["category_share"])
+    evidence, rule = evidence_rows(novelty, floors), rule_of(settings)
+    bands = [forecast[c].to_numpy() for c in ("p10", "p50", "p90")]
+    metrics.update(decision_metrics(y, *labels(*bands, evidence, hold.frame, rule)))
+    knn = analog_knn(fitted.pipeline, hold.frame, hold.embeddings, settings.analog_k)
     baselines = {
         "category_mean": point_metrics(y, category_mean(dev.frame, target, hold.frame)),
-        "analog_knn": point_metrics(y, analog_knn(fitted.pipeline, hold.frame, hold.embeddings, settings.analog_k)),
+        "analog_knn": {**point_metrics(y, knn), **decision_metrics(y, *labels(knn, knn, knn, evidence, hold.frame, rule))},
     }
     absence = absence_costs(fitted, hold.frame, hold.embeddings, settings)
     steps.update(2)
@@ -184,4 +194,5 @@ def train(
         # Every model-shaping setting (one group of the settings object), plus what training chose.
         params={**settings.model_settings(), "loss": loss, "rounds": final.forecaster.rounds},
         absence=absence,
+        floors=floors,
     )

@@ -254,3 +254,14 @@ def test_promote_refuses_a_refused_version_unless_forced(trained: dict, weak: di
     finally:
         if champion_version() != original:
             promote(settings, original)
+
+
+def test_the_gate_requires_go_launches_that_pay_back_when_asked() -> None:
+    good = {**metrics(0.10, 0.0), "go_precision": 0.6}
+    assert check_gate(good, "wape", 0.15, 0.10, min_go_precision=0.48).passed
+    weak = check_gate({**good, "go_precision": 0.3}, "wape", 0.15, 0.10, min_go_precision=0.48)
+    assert not weak.passed and weak.reasons == ("GO precision 30% is under 48%",)
+    never = check_gate({**good, "go_precision": float("nan")}, "wape", 0.15, 0.10, min_go_precision=0.48)
+    assert not never.passed and "no GO at all" in never.reasons[0]
+    assert weak.as_tags()["gate.go_precision"] == "0.3000"
+    assert check_gate({**good, "go_precision": 0.3}, "wape", 0.15, 0.10).passed  # not asked
