@@ -48,12 +48,15 @@ def _copy_sqlite(source: Path, target: Path) -> None:
 
 def _later_launches(folder: Path, n: int) -> pd.DataFrame:
     """``n`` SYNTHETIC SKUs launched after the sample's history (features.sample with a later date
-    range and another seed), ids N00001..., pictures in ``folder / 'images'``."""
+    range and another seed), ids N00001..., pictures in ``folder / 'images'``.
+
+    The window is patched in ``features.sample.world``, the module that reads it."""
     from features import sample
+    from features.sample import world
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sample, "HISTORY_START", NEW_START)
-        mp.setattr(sample, "HISTORY_END", NEW_END)
+        mp.setattr(world, "HISTORY_START", NEW_START)
+        mp.setattr(world, "HISTORY_END", NEW_END)
         sample.write_sample_catalogue(folder / "generated", n=n, seed=11, candidates=0)
     frame = pd.read_parquet(folder / "generated" / "catalogue.parquet")
     (folder / "images").mkdir(parents=True, exist_ok=True)
