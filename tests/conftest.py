@@ -245,12 +245,12 @@ def server(trained: dict, tmp_path_factory):
     env = {**os.environ, "TRIALCAST_HOME": str(trained["home"])}
     if trained["settings"].cache_file:
         env["TRIALCAST_CACHE_FILE"] = str(trained["settings"].cache_file)
-    log = open(tmp_path_factory.mktemp("server") / "server.log", "wb")
     bentoml = Path(sys.executable).with_name("bentoml")
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(tmp_path_factory.mktemp("server") / "server.log", "wb") as log:  # the child keeps its copy
+        proc = subprocess.Popen(
+            [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -271,7 +271,6 @@ def server(trained: dict, tmp_path_factory):
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
 
 
 # ---------------------------------------------------------------- markers, applied automatically
