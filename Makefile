@@ -13,7 +13,7 @@ export DO_NOT_TRACK := true
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test system lint bench
+.PHONY: setup demo test test-fast system lint bench
 
 setup: $(STAMP)
 
@@ -36,6 +36,11 @@ system:
 
 test: setup system
 	$(BIN)/python -m pytest -q
+
+# The part a developer runs often: no trained sample, no server, no browser, no benchmark
+# (markers applied automatically by tests/conftest.py). `make test` still runs everything.
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow and not browser and not benchmark"
 
 lint: setup
 	$(BIN)/ruff check features training serving trialcast tests benchmarks

@@ -245,12 +245,12 @@ def server(trained: dict, tmp_path_factory):
     env = {**os.environ, "TRIALCAST_HOME": str(trained["home"])}
     if trained["settings"].cache_file:
         env["TRIALCAST_CACHE_FILE"] = str(trained["settings"].cache_file)
-    log = open(tmp_path_factory.mktemp("server") / "server.log", "wb")
     bentoml = Path(sys.executable).with_name("bentoml")
-    proc = subprocess.Popen(
-        [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    with open(tmp_path_factory.mktemp("server") / "server.log", "wb") as log:  # the child keeps its copy
+        proc = subprocess.Popen(
+            [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:
@@ -271,4 +271,47 @@ def server(trained: dict, tmp_path_factory):
         proc.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
-    log.close()
+
+
+# ---------------------------------------------------------------- markers, applied automatically
+# Fixtures that need the 3,000-SKU sample, train a model or start a real server. A test that uses
+# one of them (directly or through another fixture: ``item.fixturenames`` is the whole closure) is
+# ``slow``. Listed by name, including the ones that only depend on the first three, so that a
+# fixture rewritten without them stays slow until someone decides otherwise.
+SLOW_FIXTURES = frozenset({
+    "sample_dir",        # writes the 3,000-SKU sample
+    "trained",           # embeds and trains on it
+    "server",            # `bentoml serve` on the trained home
+    "empty_server",      # tests/serving/test_not_ready.py: `bentoml serve` on an empty home
+    "candidates_table",  # tests/serving/conftest.py: the sample's candidates
+    "scored",            # tests/serving/conftest.py: `trialcast score` with the champion
+    "cli",               # tests/serving/conftest.py: subprocesses on the trained home
+    "weak",              # tests/training/test_gate.py: trains a second model
+    "life",              # tests/training/test_retrain.py: retrains, kills, promotes
+    "champion",          # tests/training/test_model_behaviour.py: the trained champion
+})
+
+
+def _markers_for(item: pytest.Item, root: Path) -> list[str]:
+    """The markers an item gets from where it lives and which fixtures it uses."""
+    try:
+        parts = Path(str(item.path)).resolve().relative_to(root).parts
+    except ValueError:
+        parts = Path(str(item.path)).parts
+    names = []
+    if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        names.append("slow")
+    if "e2e" in parts:
+        names.append("browser")
+    if "benchmarks" in parts or "visuelle" in item.nodeid.lower():
+        names.append("benchmark")
+    return names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test ``slow`` / ``browser`` / ``benchmark`` by its fixtures and path, so that
+    ``-m "not slow and not browser and not benchmark"`` (``make test-fast``) needs no decorator."""
+    root = Path(str(config.rootpath)).resolve()
+    for item in items:
+        for name in _markers_for(item, root):
+            item.add_marker(getattr(pytest.mark, name))

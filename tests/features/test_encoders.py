@@ -290,6 +290,11 @@ def test_offline_environment_is_set():
 
 
 def test_unknown_hub_id_fails_fast_offline():
+    # What is timed is the lookup, not the first import of torch / transformers (tens of seconds
+    # on a busy machine when this test runs before any other transformers test, e.g. alone).
+    import torch  # noqa: F401
+    from transformers import AutoConfig, AutoModel, AutoTokenizer  # noqa: F401
+
     started = time.monotonic()
     with pytest.raises(OSError):
         get_encoder("hf:trialcast-tests/no-such-model", "text", 1)

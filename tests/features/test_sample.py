@@ -118,6 +118,14 @@ def test_files_are_labelled_synthetic(written: Path) -> None:
 
 
 # ---------------------------------------------------------------- determinism
+def _digests(folder: Path) -> dict[str, str]:
+    """sha256 of every file under ``folder``, by relative path."""
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
 def test_same_seed_gives_identical_frames_and_bytes(written: Path, written_again: Path) -> None:
     a = pd.read_parquet(written / "catalogue.parquet")
     b = pd.read_parquet(written_again / "catalogue.parquet")
@@ -128,6 +136,25 @@ def test_same_seed_gives_identical_frames_and_bytes(written: Path, written_again
         assert (written / "images" / f"{sku}.png").read_bytes() == (
             written_again / "images" / f"{sku}.png"
         ).read_bytes(), sku
+    # Every file, not only a few: the same seed is the same folder, byte for byte.
+    first, second = _digests(written), _digests(written_again)
+    assert len(first) == N + CANDIDATES + 3  # pictures, catalogue.parquet, candidates.csv, README.txt
+    assert first == second
+
+
+def test_history_window_is_read_where_it_is_patched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Patching the window in ``features.sample.world`` (the module that reads it) moves the
+    launch dates: tests/training/test_retrain.py draws later launches this way."""
+    from features.sample import world
+
+    start, end = np.datetime64("2025-07-08"), np.datetime64("2025-09-15")
+    default = sample_frames(n=50, seed=11, candidates=0)
+    monkeypatch.setattr(world, "HISTORY_START", start)
+    monkeypatch.setattr(world, "HISTORY_END", end)
+    moved = sample_frames(n=50, seed=11, candidates=0).catalogue
+    dates = pd.to_datetime(moved["launch_date"])
+    assert dates.min() >= pd.Timestamp("2025-07-08") and dates.max() <= pd.Timestamp("2025-09-15")
+    assert not moved["launch_date"].equals(default.catalogue["launch_date"])
 
 
 def test_another_seed_gives_another_catalogue() -> None:

@@ -1,8 +1,8 @@
 """Behavioural tests of the trained sample champion (Made-With-ML style): invariances, directional
 expectations and minimum functionality, on its bundle and through the served MLflow pyfunc.
 
-The sample's hidden sales function (features/sample.py) has a price elasticity of 0.6, sales that
-do not depend on the channel or the SKU id, and tees that sell more in summer.
+The sample's hidden sales function (features/sample/world.py) has a price elasticity of 0.6, sales
+that do not depend on the channel or the SKU id, and tees that sell more in summer.
 """
 
 from __future__ import annotations

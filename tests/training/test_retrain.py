@@ -1,7 +1,8 @@
 """Scheduled retraining, evaluation on new launches, promotion and rollback, in a home of their own.
 
-One module-scoped home goes through a model's life, in this order (each step is one test):
-  v1 trained on the sample -> the same snapshot again is a no-op -> ``trialcast retrain`` of a
+One module-scoped home goes through a model's life, in this order (each stage is a module fixture
+that records what it saw; the tests check the records, so each test runs alone or in any order):
+  v1 trained on the sample (the same snapshot again is a no-op) -> ``trialcast retrain`` of a
   newer snapshot (the sample + launches after v1's training data) embeds only the new launches,
   then is killed while training: the registry is as it was -> ``trialcast evaluate`` scores v1 on
   the new launches -> the next retrain embeds nothing again and registers v2 -> ``trialcast
@@ -48,12 +49,15 @@ def _copy_sqlite(source: Path, target: Path) -> None:
 
 def _later_launches(folder: Path, n: int) -> pd.DataFrame:
     """``n`` SYNTHETIC SKUs launched after the sample's history (features.sample with a later date
-    range and another seed), ids N00001..., pictures in ``folder / 'images'``."""
+    range and another seed), ids N00001..., pictures in ``folder / 'images'``.
+
+    The window is patched in ``features.sample.world``, the module that reads it."""
     from features import sample
+    from features.sample import world
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(sample, "HISTORY_START", NEW_START)
-        mp.setattr(sample, "HISTORY_END", NEW_END)
+        mp.setattr(world, "HISTORY_START", NEW_START)
+        mp.setattr(world, "HISTORY_END", NEW_END)
         sample.write_sample_catalogue(folder / "generated", n=n, seed=11, candidates=0)
     frame = pd.read_parquet(folder / "generated" / "catalogue.parquet")
     (folder / "images").mkdir(parents=True, exist_ok=True)
@@ -69,7 +73,7 @@ def _later_launches(folder: Path, n: int) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def life(trained: dict, tmp_path_factory) -> dict:
-    """The snapshots and the home (state shared by this module's tests, which run in order)."""
+    """The snapshots and the home (the stages below change the home; see ``v1`` ... ``v2``)."""
     root = tmp_path_factory.mktemp("retrain")
     sample_dir: Path = trained["sample"]
     # The newer snapshot: the sample (pictures hard-linked: catalogue pictures must sit inside the
@@ -92,7 +96,6 @@ def life(trained: dict, tmp_path_factory) -> dict:
         "new": new_dir / "catalogue.parquet",
         "added": added,
         "settings": Settings(home=home),
-        "state": {},
     }
 
 
@@ -167,52 +170,29 @@ def test_config_hash_ignores_settings_that_do_not_shape_the_model(tmp_path: Path
     assert config_hash(same) == config_hash(Settings())
 
 
-# ---------------------------------------------------------------- the life of a model, in order
-def test_first_training_registers_a_champion(life: dict) -> None:
+# ---------------------------------------------------------------- the life of a model, in stages
+# Each stage is a module fixture that runs once, whichever test asks for it first, and records what
+# it saw at that moment. The stages depend on each other in the life's order (v1 -> killed retrain
+# -> evaluate -> v2), so every test gets the same state whether it runs alone, in file order or in
+# reverse: no test relies on another test having run.
+@pytest.fixture(scope="module")
+def v1(life: dict) -> dict:
+    """The first training on the sample in the module's home, and the registry right after it."""
     from training.jobs import run_train
 
     lines: list[str] = []
     summary = run_train(life["old"], life["settings"], retrain=True, progress=False, echo=lines.append)
-    assert not summary["noop"]
-    assert summary["alias"] == "champion" and summary["gate"]["passed"], summary["reason"]
-    assert "0 new embeddings" in lines[0]  # every vector came from the (copied) cache
-    state = _registry(life["settings"])
-    assert state["versions"] == {summary["version"]: f"champion: {summary['reason']}"}
-    assert state["aliases"] == {"champion": summary["version"], "challenger": None}
-    life["state"]["v1"] = summary
+    return {"summary": summary, "lines": lines, "registry": _registry(life["settings"])}
 
 
-def test_retraining_the_same_snapshot_changes_nothing(life: dict) -> None:
-    from features.catalogue import load_catalogue
-    from training.data import fingerprint
-    from training.jobs import run_train
-
-    v1 = life["state"]["v1"]
-    before = _registry(life["settings"])
-    lines: list[str] = []
-    again = run_train(life["old"], life["settings"], retrain=True, progress=False, echo=lines.append)
-    assert again["noop"] is True
-    assert again["version"] == v1["version"]
-    assert again["fingerprint"] == v1["fingerprint"]
-    assert any(line.startswith("no-op") for line in lines)
-    assert _registry(life["settings"]) == before
-    # The no-op is keyed by the data: the newer snapshot has another fingerprint.
-    assert fingerprint(load_catalogue(life["new"])) != v1["fingerprint"]
-
-
-def test_killed_retrain_embeds_only_what_is_new_and_leaves_the_registry_untouched(life: dict) -> None:
-    """`trialcast retrain NEW` embeds only the new launches (the sample's vectors are cached), starts
-    training, and is killed (SIGKILL) while training: no version, no alias moved, champion loads."""
-    settings = life["settings"]
-    before = _registry(settings)
-    missing = _missing_vectors(settings, life["new"])
-    assert NEW_LAUNCHES <= missing <= 2 * NEW_LAUNCHES  # every new picture, and the new copy
-
+def _kill_while_training(settings: Settings, catalogue: Path) -> tuple[int, list[str]]:
+    """Run `trialcast retrain CATALOGUE`, SIGKILL it 4 s after it starts training (it has embedded
+    by then); return its exit status and the lines it printed."""
     env = {**os.environ, "TRIALCAST_HOME": str(settings.home)}
     for name in ("TRIALCAST_CACHE_FILE", "MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID"):
         env.pop(name, None)
     with open(settings.home / "killed-retrain.stderr", "w") as stderr:  # progress bars; kept for diagnosis
-        proc = subprocess.Popen([TRIALCAST, "retrain", str(life["new"])], env=env, stdout=subprocess.PIPE,
+        proc = subprocess.Popen([TRIALCAST, "retrain", str(catalogue)], env=env, stdout=subprocess.PIPE,
                                 stderr=stderr, text=True, start_new_session=True)
         lines: queue.Queue[str] = queue.Queue()
         threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
@@ -232,26 +212,97 @@ def test_killed_retrain_embeds_only_what_is_new_and_leaves_the_registry_untouche
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
-    started = next(line for line in seen if "catalogue " in line)
-    assert re.search(rf"\b{missing} new embeddings\b", started), started
+    return proc.returncode, seen
 
-    assert _registry(settings) == before
+
+@pytest.fixture(scope="module")
+def killed(life: dict, v1: dict) -> dict:
+    """`trialcast retrain NEW` killed while training, with v1 champion and NEW's launches not yet
+    embedded (every later stage embeds them): what was missing, printed and left behind."""
     from training.jobs import load_bundle
 
-    bundle, version = load_bundle(settings)  # the champion still loads
-    assert str(version.version) == life["state"]["v1"]["version"]
-    assert bundle.meta["fingerprint"] == life["state"]["v1"]["fingerprint"]
+    settings = life["settings"]
+    before = _registry(settings)
+    missing = _missing_vectors(settings, life["new"])
+    returncode, seen = _kill_while_training(settings, life["new"])
+    bundle, version = load_bundle(settings)
+    return {"registry_before": before, "missing_before": missing, "returncode": returncode, "seen": seen,
+            "registry_after": _registry(settings), "champion_version": str(version.version),
+            "champion_fingerprint": bundle.meta["fingerprint"],
+            "missing_after": _missing_vectors(settings, life["new"])}
+
+
+@pytest.fixture(scope="module")
+def evaluation(life: dict, v1: dict, killed: dict) -> dict:
+    """`trialcast evaluate` of v1 (still champion) on NEW and on OLD. After the killed retrain:
+    evaluating NEW embeds its launches, which the killed retrain must find missing."""
+    return {"new": _cli(life, "evaluate", str(life["new"])), "old": _cli(life, "evaluate", str(life["old"]))}
+
+
+@pytest.fixture(scope="module")
+def v2(life: dict, v1: dict, killed: dict, evaluation: dict) -> dict:
+    """The next retrain, on NEW (after the killed one, whose vectors it reuses, and after v1 was
+    evaluated as champion), the registry before and after it, and a retrain of NEW again."""
+    from training.jobs import run_train
+
+    settings = life["settings"]
+    before = _registry(settings)
+    lines: list[str] = []
+    summary = run_train(life["new"], settings, retrain=True, progress=False, echo=lines.append)
+    after = _registry(settings)
+    again = run_train(life["new"], settings, retrain=True, progress=False, echo=lambda *_: None)
+    return {"summary": summary, "lines": lines, "before": before, "after": after, "again": again}
+
+
+def test_first_training_registers_a_champion(v1: dict) -> None:
+    summary, lines, state = v1["summary"], v1["lines"], v1["registry"]
+    assert not summary["noop"]
+    assert summary["alias"] == "champion" and summary["gate"]["passed"], summary["reason"]
+    assert "0 new embeddings" in lines[0]  # every vector came from the (copied) cache
+    assert state["versions"] == {summary["version"]: f"champion: {summary['reason']}"}
+    assert state["aliases"] == {"champion": summary["version"], "challenger": None}
+
+
+def test_retraining_the_same_snapshot_changes_nothing(life: dict, v1: dict) -> None:
+    from features.catalogue import load_catalogue
+    from training.data import fingerprint
+    from training.jobs import run_train
+
+    first = v1["summary"]
+    before = _registry(life["settings"])
+    lines: list[str] = []
+    again = run_train(life["old"], life["settings"], retrain=True, progress=False, echo=lines.append)
+    assert again["noop"] is True
+    assert again["version"] == first["version"]
+    assert again["fingerprint"] == first["fingerprint"]
+    assert any(line.startswith("no-op") for line in lines)
+    assert _registry(life["settings"]) == before
+    # The no-op is keyed by the data: the newer snapshot has another fingerprint.
+    assert fingerprint(load_catalogue(life["new"])) != first["fingerprint"]
+
+
+def test_killed_retrain_embeds_only_what_is_new_and_leaves_the_registry_untouched(v1: dict, killed: dict) -> None:
+    """`trialcast retrain NEW` embeds only the new launches (the sample's vectors are cached), starts
+    training, and is killed (SIGKILL) while training: no version, no alias moved, champion loads."""
+    missing = killed["missing_before"]
+    assert NEW_LAUNCHES <= missing <= 2 * NEW_LAUNCHES  # every new picture, and the new copy
+    assert killed["returncode"] == -signal.SIGKILL
+    started = next(line for line in killed["seen"] if "catalogue " in line)
+    assert re.search(rf"\b{missing} new embeddings\b", started), started
+
+    assert killed["registry_after"] == killed["registry_before"]
+    # The champion still loads, and it is v1.
+    assert killed["champion_version"] == v1["summary"]["version"]
+    assert killed["champion_fingerprint"] == v1["summary"]["fingerprint"]
     # What the killed job had embedded is kept: nothing will be embedded twice.
-    assert _missing_vectors(settings, life["new"]) == 0
+    assert killed["missing_after"] == 0
 
 
-def test_evaluate_reports_metrics_on_launches_after_training(life: dict) -> None:
-    result = _cli(life, "evaluate", str(life["new"]))
+def test_evaluate_reports_metrics_on_launches_after_training(v1: dict, evaluation: dict) -> None:
+    result = evaluation["new"]
     assert result.exit_code == 0, result.output
     report = _json_out(result.stdout)
-    v1 = life["state"]["v1"]
-    assert str(report["version"]) == v1["version"]
+    assert str(report["version"]) == v1["summary"]["version"]
     assert report["train_end"] == "2025-06-30"
     assert report["n_unseen"] == NEW_LAUNCHES
     metrics = report["metrics"]
@@ -264,27 +315,23 @@ def test_evaluate_reports_metrics_on_launches_after_training(life: dict) -> None
     assert report["gate"]["passed"] == (metrics["wape"] < 0.15 and abs(metrics["bias"]) <= 0.10)
 
     # A catalogue with nothing newer than the model says so instead of inventing metrics.
-    nothing = _json_out(_cli(life, "evaluate", str(life["old"])).stdout)
+    nothing = _json_out(evaluation["old"].stdout)
     assert nothing["n_unseen"] == 0 and "metrics" not in nothing and "nothing new" in nothing["message"]
 
 
-def test_next_retrain_works_and_registers_a_version(life: dict) -> None:
-    from training.jobs import run_train
+def test_next_retrain_works_and_registers_a_version(life: dict, v1: dict, v2: dict) -> None:
     from training.registry import connect
 
     settings = life["settings"]
-    before = _registry(settings)
-    lines: list[str] = []
-    summary = run_train(life["new"], settings, retrain=True, progress=False, echo=lines.append)
+    summary, lines, before, after = v2["summary"], v2["lines"], v2["before"], v2["after"]
     assert not summary["noop"]
     assert "3400 SKUs" in lines[0] and "0 new embeddings" in lines[0], lines[0]
 
-    after = _registry(settings)
     assert set(after["versions"]) == set(before["versions"]) | {summary["version"]}
-    assert int(summary["version"]) == int(life["state"]["v1"]["version"]) + 1
+    assert int(summary["version"]) == int(v1["summary"]["version"]) + 1
     assert summary["gate"]["passed"], summary["gate"]
     mv = connect(settings).get_model_version(settings.model_name, summary["version"])
-    assert mv.tags["data_fingerprint"] == summary["fingerprint"] != life["state"]["v1"]["fingerprint"]
+    assert mv.tags["data_fingerprint"] == summary["fingerprint"] != v1["summary"]["fingerprint"]
     # Most of this holdout launched after v1's data: both models were scored on those launches.
     assert re.match(r"both scored on \d+ holdout launches after champion v1", mv.tags["compared_with"])
     if summary["alias"] == "champion":
@@ -292,17 +339,16 @@ def test_next_retrain_works_and_registers_a_version(life: dict) -> None:
     else:
         assert summary["reason"].startswith("passed the gate but")
         assert after["aliases"] == {"champion": before["aliases"]["champion"], "challenger": summary["version"]}
-    life["state"]["v2"] = summary
 
     # And this snapshot is now a no-op too.
-    assert run_train(life["new"], settings, retrain=True, progress=False, echo=lambda *_: None)["noop"]
+    assert v2["again"]["noop"]
 
 
-def test_promote_rolls_the_champion_back_and_forth(life: dict) -> None:
+def test_promote_rolls_the_champion_back_and_forth(life: dict, v1: dict, v2: dict) -> None:
     settings = life["settings"]
-    v1, v2 = life["state"]["v1"]["version"], life["state"]["v2"]["version"]
+    first, second = v1["summary"]["version"], v2["summary"]["version"]
     current = _registry(settings)["aliases"]["champion"]
-    other = v1 if current == v2 else v2
+    other = first if current == second else second
     result = _cli(life, "promote", other)
     assert result.exit_code == 0, result.output
     assert _json_out(result.stdout) == {"champion": other, "previous": current}
