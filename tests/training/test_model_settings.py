@@ -34,11 +34,12 @@ def test_changing_any_model_shaping_setting_changes_the_hash_and_the_logged_para
 
 
 def test_the_group_holds_what_shapes_a_model_and_nothing_that_only_changes_speed_or_the_answer() -> None:
-    for name in ("projection_components", "analog_k", "image_encoder", "mask_share", "gate_threshold"):
+    for name in ("projection_components", "analog_k", "image_encoder", "mask_share", "gate_threshold",
+                 "launch_cost", "ood_similarity", "gate_min_go_precision"):  # the decision is gated too
         assert name in MODEL_FIELDS
-    for name in ("threads", "batch_size", "home", "launch_cost", "analog_show", "ood_similarity"):
+    for name in ("threads", "batch_size", "home", "analog_show", "max_text_chars", "model_name"):
         assert name not in MODEL_FIELDS
-    assert Settings(threads=1, launch_cost=1.0, analog_show=2).model_hash() == Settings().model_hash()
+    assert Settings(threads=1, batch_size=3, analog_show=2).model_hash() == Settings().model_hash()
 
 
 def test_model_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

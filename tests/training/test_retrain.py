@@ -166,7 +166,7 @@ def test_config_hash_changes_with_every_setting_that_shapes_the_model(change: di
 def test_config_hash_ignores_settings_that_do_not_shape_the_model(tmp_path: Path) -> None:
     from training.jobs import config_hash
 
-    same = Settings(home=tmp_path, launch_cost=10.0, threads=1, batch_size=8, analog_show=3)
+    same = Settings(home=tmp_path, threads=1, batch_size=8, analog_show=3)
     assert config_hash(same) == config_hash(Settings())
 
 
