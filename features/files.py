@@ -1,0 +1,44 @@
+"""Helpers for the files a saved model is made of (see ``features.model`` for the folder layout)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):  # numpy scalars (np.int64 is no int to json)
+        return value.item()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=1, default=_plain), encoding="utf-8")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def plain_fields(obj: Any, stored_apart: tuple[str, ...]) -> dict[str, Any]:
+    """Every dataclass field of ``obj`` except those ``stored_apart`` (written to their own files).
+
+    Generic on purpose: a field added to the dataclass later is saved without touching the writer.
+    A field that JSON cannot hold raises, naming it, rather than silently leaving the model."""
+    out = {}
+    for f in fields(obj):
+        if f.name in stored_apart:
+            continue
+        value = getattr(obj, f.name)
+        try:
+            json.dumps(value, default=_plain)
+        except (TypeError, ValueError) as error:
+            raise TypeError(f"{type(obj).__name__}.{f.name} cannot be saved as JSON ({error}); "
+                            "store it in a file of its own") from None
+        out[f.name] = value
+    return out
+
