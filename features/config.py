@@ -6,6 +6,7 @@ prefixed ``TRIALCAST_`` (e.g. ``TRIALCAST_IMAGE_ENCODER``) or by a CLI flag that
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -88,3 +89,9 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """Settings from the environment, read once per process."""
     return Settings()
+
+
+def tracking_uri(settings: Settings) -> str:
+    """The MLflow store both training and serving talk to: ``MLFLOW_TRACKING_URI`` (a server, or
+    the run started by ``mlflow run``) wins over the settings' (SQLite under home by default)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or settings.mlflow_uri
