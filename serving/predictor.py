@@ -1,7 +1,7 @@
 """From raw SKU records (web form, JSON batch, candidates file) to answers, one row in, one row out.
 
 Every record is checked with the catalogue contract's own field checks; a bad record gets its
-field errors and never stops the others. Good records go through the model bundle's feature path
+field errors and never stops the others. Good records go through the model's feature path
 (the same one training used) and the decision rule.
 """
 
@@ -17,6 +17,7 @@ import pandas as pd
 from features.catalogue import FieldError, check_date, check_price, check_text
 from features.config import Settings
 from features.images import ImageError, decode_image
+from features.model import Model
 from serving.decision import DecisionRule, decide
 
 
@@ -83,10 +84,10 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
 
 
 class Predictor:
-    """A loaded model bundle plus the decision rule; answers lists of records."""
+    """A loaded model plus the decision rule; answers lists of records."""
 
-    def __init__(self, bundle, settings: Settings, version: str | None = None):
-        self.bundle = bundle
+    def __init__(self, bundle: Model, settings: Settings, version: str | None = None):
+        self.bundle = bundle  # the champion (a ``features.model.Model``)
         self.settings = settings
         self.version = version
         self.rule = decision_rule(settings)
