@@ -237,11 +237,11 @@ def test_killed_retrain_embeds_only_what_is_new_and_leaves_the_registry_untouche
     assert re.search(rf"\b{missing} new embeddings\b", started), started
 
     assert _registry(settings) == before
-    from training.jobs import load_bundle
+    from training.jobs import load_model
 
-    bundle, version = load_bundle(settings)  # the champion still loads
+    model, version = load_model(settings)  # the champion still loads
     assert str(version.version) == life["state"]["v1"]["version"]
-    assert bundle.meta["fingerprint"] == life["state"]["v1"]["fingerprint"]
+    assert model.meta["fingerprint"] == life["state"]["v1"]["fingerprint"]
     # What the killed job had embedded is kept: nothing will be embedded twice.
     assert _missing_vectors(settings, life["new"]) == 0
 
@@ -307,9 +307,9 @@ def test_promote_rolls_the_champion_back_and_forth(life: dict) -> None:
     assert result.exit_code == 0, result.output
     assert _json_out(result.stdout) == {"champion": other, "previous": current}
     assert _registry(settings)["aliases"]["champion"] == other
-    from training.jobs import load_bundle
+    from training.jobs import load_model
 
-    assert str(load_bundle(settings)[1].version) == other
+    assert str(load_model(settings)[1].version) == other
     result = _cli(life, "promote", current)
     assert result.exit_code == 0, result.output
     state = _registry(settings)
