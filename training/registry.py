@@ -17,6 +17,8 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
 
 import features
 from features.config import Settings, tracking_uri
@@ -110,7 +112,7 @@ def log_run(result: TrainResult, model: Model, gate: GateDecision, fingerprint: 
         return LoggedRun(run.info.run_id, info.model_uri)
 
 
-def _log_model(model: Model):
+def _log_model(model: Model) -> ModelInfo:
     """The model as plain files (features.model) inside a pyfunc logged from code, with the
     ``features`` package beside it (code_paths) and pinned third-party requirements."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,10 +125,9 @@ def _log_model(model: Model):
         )
 
 
-def _signature():
+def _signature() -> ModelSignature:
     """What the pyfunc reads and answers: candidate rows in (``image`` as bytes, or a path under
     ``params['root']``), one row of P10/P50/P90, curve and analogs out per candidate."""
-    from mlflow.models import ModelSignature
     from mlflow.types.schema import (
         AnyType,
         Array,
@@ -139,7 +140,7 @@ def _signature():
         Schema,
     )
 
-    def col(kind, name: str, required: bool = True) -> ColSpec:
+    def col(kind: DataType | AnyType | Array, name: str, required: bool = True) -> ColSpec:
         return ColSpec(kind, name, required=required)
 
     text, number = DataType.string, DataType.double
