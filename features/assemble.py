@@ -22,6 +22,7 @@ A fitted pipeline is saved as plain files in one folder (``save`` / ``load``; no
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +35,7 @@ from features.embed import Embeddings
 from features.files import plain_fields, read_json, write_json
 from features.linear import Reducer
 from features.projection import TimeHonestRidge
+from features.schema import Completion, flag
 
 CATEGORICAL = ("category", "channel")
 # The projection's forecast of log1p(launch sales): the forecaster boosts from it.
@@ -80,13 +82,17 @@ class FeaturePipeline:
     k: int = 20
     floor: float = 0.8
     feature_names: list[str] = field(default_factory=list)
+    # What an absent list price becomes (features.schema.Completion): category -> usual markup.
+    markups: dict[str, float] = field(default_factory=dict)
+    markup: float = 2.5
 
     @classmethod
     def fit(cls, catalogue: Catalogue, embeddings: Embeddings, settings: Settings) -> FeaturePipeline:
         frame = catalogue.frame.reset_index(drop=True)
         target = catalogue.spec.target
         curve_columns = catalogue.curve_columns
-        categories = {c: sorted(frame[c].dropna().astype(str).unique().tolist()) for c in CATEGORICAL}
+        categories = {c: sorted(v for v in frame[c].dropna().astype(str).unique() if v) for c in CATEGORICAL}
+        completion = Completion.fit(frame, settings.default_markup)
         index = AnalogIndex(
             frame["sku_id"].to_numpy(),
             frame["launch_date"],
@@ -117,6 +123,8 @@ class FeaturePipeline:
             history=frame[["sku_id", "title", "category", "launch_date", target]].copy(),
             k=settings.analog_k,
             floor=settings.similarity_floor,
+            markups=completion.markups,
+            markup=completion.markup,
         )
         pipeline.feature_names = list(pipeline.transform(frame.head(1), _head(embeddings, 1)).columns)
         return pipeline
@@ -128,10 +136,41 @@ class FeaturePipeline:
                 f"the pipeline's encoders {self.picture_encoder}/{self.copy_encoder}"
             )
 
-    def transform(self, frame: pd.DataFrame, embeddings: Embeddings) -> pd.DataFrame:
-        """Feature matrix for validated rows; analogs only among SKUs launched before each row."""
+    def complete(self, frame: pd.DataFrame, embeddings: Embeddings, today: date | None = None) -> pd.DataFrame:
+        """Validated rows with every absent optional field given its one meaning (features.schema).
+
+        An absent category is the one its most similar past SKUs share (similarity-weighted vote
+        over the ``k`` nearest launched before it), flagged ``category_assumed``: a merchandiser
+        who leaves it out gets the category the picture and copy say, not "no category"."""
+        completion = Completion(self.markups, self.markup)
+        frame = completion.dates(frame.reset_index(drop=True), today)
+        absent = frame["category"].isna().to_numpy()
+        guessed = frame["category"].to_numpy(dtype=object).copy()
+        if absent.any():
+            nb = self.index.search(embeddings.picture[absent], embeddings.copy[absent],
+                                   frame.loc[absent, "launch_date"], self.k)
+            guessed[absent] = self._vote(nb)
+        frame["category"] = guessed
+        frame["category_assumed"] = absent | flag(frame, "category_assumed")
+        return completion.prices(frame)
+
+    def _vote(self, nb: Neighbours) -> list[str | None]:
+        categories = self.history["category"].astype(str).to_numpy()
+        out: list[str | None] = []
+        for rows, sims in zip(nb.index, nb.similarity):
+            ok = rows >= 0
+            if not ok.any():
+                out.append(None)
+                continue
+            votes = pd.Series(np.clip(sims[ok], 0, None) + 1e-6).groupby(categories[rows[ok]]).sum()
+            out.append(str(votes.idxmax()))
+        return out
+
+    def transform(self, frame: pd.DataFrame, embeddings: Embeddings, today: date | None = None) -> pd.DataFrame:
+        """Feature matrix for validated rows; analogs only among SKUs launched before each row.
+        ``today`` stands in for an absent launch date (default: the real today)."""
         self.check_encoders(embeddings)
-        frame = frame.reset_index(drop=True)
+        frame = self.complete(frame, embeddings, today)
         cost = frame["cost_price"].to_numpy(dtype=float)
         price = frame["list_price"].to_numpy(dtype=float)
         month = pd.to_datetime(frame["launch_date"]).dt.day_of_year.to_numpy(dtype=float)
@@ -144,6 +183,8 @@ class FeaturePipeline:
                     "margin": (price - cost) / price,
                     "season_sin": np.sin(angle),
                     "season_cos": np.cos(angle),
+                    "list_price_assumed": frame["list_price_assumed"].to_numpy(dtype=float),
+                    "category_assumed": frame["category_assumed"].to_numpy(dtype=float),
                 }
             )
         for column, known in self.categories.items():
@@ -188,7 +229,7 @@ class FeaturePipeline:
                    projection=TimeHonestRidge.load(folder))
 
     def neighbours(self, frame: pd.DataFrame, embeddings: Embeddings, k: int) -> Neighbours:
-        return self.index.search(embeddings.picture, embeddings.copy, frame["launch_date"], k)
+        return self.index.search(embeddings.picture, embeddings.copy, Completion.dates(frame)["launch_date"], k)
 
     def curve(self, frame: pd.DataFrame, embeddings: Embeddings) -> np.ndarray | None:
         """Expected share of the total per period, from the analogs' curves."""

@@ -1,12 +1,12 @@
 """The catalogue contract: what a table of launched (or candidate) SKUs must hold, checked on load.
 
 Every problem is reported at once with its row (1-based, data rows only), column and reason; a bad
-row never silently disappears. The same field checks serve single uploads in ``serving``.
+row never silently disappears. Each row is checked by the one SKU schema (``features.schema``),
+the same that checks single uploads and batch items in ``serving``.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +15,24 @@ from typing import Any
 import pandas as pd
 
 from features.images import ImageError, decode_image
+from features.schema import (
+    FieldError,
+    LaunchedSku,
+    Sku,
+    check_date,
+    check_price,
+    check_sales,
+    check_text,
+    is_blank,
+    validate,
+)
 
+# Columns a history table must have (a cell may still be blank where the schema allows it), and
+# the columns of a candidates table. Field rules live in features.schema, not here.
 REQUIRED = ("sku_id", "launch_date", "category", "title", "description", "image", "cost_price")
-OPTIONAL = ("list_price", "channel")
+CANDIDATE_REQUIRED = ("title", "cost_price", "image")
+FIELDS = ("sku_id", "launch_date", "category", "title", "description", "image", "cost_price", "list_price", "channel")
+__all__ = ["FieldError", "check_date", "check_price", "check_sales", "check_text"]
 
 
 @dataclass(frozen=True)
@@ -53,15 +68,6 @@ class Problem:
         return f"{where}, column '{self.column}': {self.reason}"
 
 
-class FieldError(ValueError):
-    """One field of one SKU is unusable."""
-
-    def __init__(self, column: str, reason: str):
-        super().__init__(f"{column}: {reason}")
-        self.column = column
-        self.reason = reason
-
-
 class CatalogueError(ValueError):
     """A catalogue that breaks the contract; ``problems`` lists every violation."""
 
@@ -88,72 +94,10 @@ class Catalogue:
         return len(self.frame)
 
 
-# ---------------------------------------------------------------- field checks (shared with serving)
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value)) or (
-        isinstance(value, str) and not value.strip()
-    )
-
-
-def check_price(column: str, value: Any, *, required: bool) -> float:
-    """A price must be a finite positive number; absent only where the spec allows it."""
-    if _is_blank(value):
-        if required:
-            raise FieldError(column, "is missing")
-        return float("nan")
-    if isinstance(value, bool):
-        raise FieldError(column, f"must be a number, got {value!r}")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise FieldError(column, f"must be a number, got {str(value)[:40]!r}") from None
-    if not math.isfinite(number):
-        raise FieldError(column, f"must be a finite number, got {value!r}")
-    if number <= 0:
-        raise FieldError(column, f"must be positive, got {number:g}")
-    return number
-
-
-def check_text(column: str, value: Any, *, max_chars: int, required: bool) -> str:
-    if _is_blank(value):
-        if required:
-            raise FieldError(column, "is empty")
-        return ""
-    text = str(value).strip()
-    if len(text) > max_chars:
-        raise FieldError(column, f"is {len(text):,} characters, over the limit of {max_chars:,}")
-    return text
-
-
-def check_date(column: str, value: Any) -> pd.Timestamp:
-    if _is_blank(value):
-        raise FieldError(column, "is missing")
-    try:
-        stamp = pd.Timestamp(value)
-    except (TypeError, ValueError):
-        raise FieldError(column, f"is not a date (YYYY-MM-DD), got {str(value)[:40]!r}") from None
-    if pd.isna(stamp):
-        raise FieldError(column, "is missing")
-    return stamp.tz_localize(None).normalize() if stamp.tzinfo else stamp.normalize()
-
-
-def check_sales(column: str, value: Any) -> float:
-    if _is_blank(value):
-        raise FieldError(column, "is missing")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise FieldError(column, f"must be a number, got {str(value)[:40]!r}") from None
-    if not math.isfinite(number):
-        raise FieldError(column, f"must be a finite number, got {value!r}")
-    if number < 0:
-        raise FieldError(column, f"must not be negative, got {number:g}")
-    return number
-
-
+# ---------------------------------------------------------------- pictures by path
 def resolve_image(root: Path, value: Any, *, required: bool) -> Path | None:
     """The picture's absolute path, refusing paths that leave the catalogue folder."""
-    if _is_blank(value):
+    if is_blank(value):
         if required:
             raise FieldError("image", "is missing")
         return None
@@ -203,70 +147,72 @@ def validate_frame(
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Check every row; return the typed frame (bad cells left as NaN) and the list of problems.
 
-    The frame keeps every input row in its order, so callers that tolerate bad rows (batch
-    scoring) can report them beside the good ones.
+    History rows (``require_target``) are ``LaunchedSku``s, candidate rows ``Sku``s. The frame keeps
+    every input row in its order, so callers that tolerate bad rows (batch scoring) can report them
+    beside the good ones.
     """
-    problems: list[Problem] = []
     columns = [str(c) for c in raw.columns]
-    needed = list(REQUIRED) + ([spec.target] if require_target else [])
+    needed = [*REQUIRED, spec.target] if require_target else [
+        c for c in CANDIDATE_REQUIRED if c != "image" or spec.require_image]
     missing = [c for c in needed if c not in columns]
-    for column in missing:
-        problems.append(Problem(None, column, "required column is missing"))
     if missing:
-        return pd.DataFrame(), problems
+        return pd.DataFrame(), [Problem(None, column, "required column is missing") for column in missing]
 
+    model = LaunchedSku if require_target else Sku
+    context = {"max_text_chars": max_text_chars, "require_cost_price": spec.require_cost_price}
     curve = spec.curve_columns(columns) if require_target else []
-    records = raw.to_dict("records")
-    out: dict[str, list[Any]] = {c: [] for c in [*REQUIRED, *OPTIONAL, "image_path"]}
-    if require_target:
-        out[spec.target] = []
-        for c in curve:
-            out[c] = []
-    row_problems: list[list[Problem]] = []
-
+    targets = [spec.target, *curve] if require_target else []
+    rows, problems, row_errors = [], [], []
     seen: dict[str, int] = {}
-    for number, record in enumerate(records, start=1):
-        mine: list[Problem] = []
-
-        def attempt(column: str, check, default=None):  # noqa: ANN001 - local helper
-            try:
-                return check()
-            except FieldError as error:
-                mine.append(Problem(number, error.column or column, error.reason))
-                return default
-
-        sku = attempt("sku_id", lambda: check_text("sku_id", record.get("sku_id"), max_chars=200, required=True))
-        if sku:
+    for number, record in enumerate(raw.to_dict("records"), start=1):
+        typed, found = validate(model, record, context)
+        mine = [Problem(number, column, reason) for column, reason in found]
+        row = typed.model_dump() if typed is not None else {c: None for c in FIELDS}
+        if typed is None:  # keep the good cells of a bad row: batch scoring reports beside them
+            row.update({k: v for k, v in record.items() if k in FIELDS and k not in dict(found)})
+        sku = row.get("sku_id")
+        if sku and typed is not None:
             if sku in seen:
                 mine.append(Problem(number, "sku_id", f"duplicate id {sku!r} (first seen in row {seen[sku]})"))
             else:
                 seen[sku] = number
-        out["sku_id"].append(sku)
-        out["launch_date"].append(attempt("launch_date", lambda: check_date("launch_date", record.get("launch_date")), pd.NaT))
-        out["category"].append(attempt("category", lambda: check_text("category", record.get("category"), max_chars=200, required=True)))
-        out["title"].append(attempt("title", lambda: check_text("title", record.get("title"), max_chars=max_text_chars, required=True)))
-        out["description"].append(attempt("description", lambda: check_text("description", record.get("description"), max_chars=max_text_chars, required=False), ""))
-        out["cost_price"].append(attempt("cost_price", lambda: check_price("cost_price", record.get("cost_price"), required=spec.require_cost_price), float("nan")))
-        out["list_price"].append(attempt("list_price", lambda: check_price("list_price", record.get("list_price"), required=False), float("nan")))
-        out["channel"].append(attempt("channel", lambda: check_text("channel", record.get("channel"), max_chars=200, required=False), ""))
-        out["image"].append(record.get("image"))
-        path = attempt("image", lambda: resolve_image(root, record.get("image"), required=spec.require_image))
-        if path is not None and check_images:
-            attempt("image", lambda: check_image_file(path, max_bytes=max_image_bytes, max_pixels=max_image_pixels))
-        out["image_path"].append(str(path) if path is not None else None)
-        if require_target:
-            out[spec.target].append(attempt(spec.target, lambda: check_sales(spec.target, record.get(spec.target)), float("nan")))
-            for c in curve:
-                out[c].append(attempt(c, lambda c=c: check_sales(c, record.get(c)), float("nan")))
-        row_problems.append(mine)
+        row["image"] = record.get("image")
+        row["image_path"] = _image_path(root, record.get("image"), spec, check_images,
+                                        (max_image_bytes, max_image_pixels), number, mine)
+        for column in targets:
+            try:
+                row[column] = check_sales(column, record.get(column))
+            except FieldError as error:
+                mine.append(Problem(number, column, error.reason))
+                row[column] = float("nan")
+        rows.append(row)
         problems.extend(mine)
+        row_errors.append("; ".join(f"{p.column}: {p.reason}" for p in mine) or None)
+    return _typed_frame(rows, targets, row_errors), problems
 
-    frame = pd.DataFrame(out)
-    frame["launch_date"] = pd.to_datetime(frame["launch_date"])
-    for c in ("cost_price", "list_price", *( [spec.target, *curve] if require_target else [])):
+
+def _image_path(root: Path, value: object, spec: CatalogueSpec, check: bool, limits: tuple[int, int],
+                number: int, problems: list[Problem]) -> str | None:
+    """The picture's absolute path (checked to decode when ``check``), or None with a problem noted."""
+    try:
+        path = resolve_image(root, value, required=spec.require_image)
+        if path is not None and check:
+            check_image_file(path, max_bytes=limits[0], max_pixels=limits[1])
+        return str(path) if path is not None else None
+    except FieldError as error:
+        problems.append(Problem(number, error.column, error.reason))
+        return None
+
+
+def _typed_frame(rows: list[dict], targets: list[str], row_errors: list[str | None]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=[*FIELDS, "image_path", *targets])
+    frame["launch_date"] = pd.to_datetime(frame["launch_date"], errors="coerce")
+    for c in ("cost_price", "list_price", *targets):
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
-    frame["row_error"] = ["; ".join(f"{p.column}: {p.reason}" for p in mine) or None for mine in row_problems]
-    return frame, problems
+    for c in ("description", "channel"):
+        frame[c] = frame[c].fillna("")
+    frame["row_error"] = row_errors
+    return frame
 
 
 def load_catalogue(

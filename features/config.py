@@ -6,28 +6,33 @@ prefixed ``TRIALCAST_`` (e.g. ``TRIALCAST_IMAGE_ENCODER``) or by a CLI flag that
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TRIALCAST_", extra="ignore")
+class ModelSettings(BaseModel):
+    """The settings that shape a trained model, and only those.
 
-    home: Path = Field(Path(".trialcast"), description="Folder holding all state (cache, MLflow, models).")
+    The retrain no-op hash and the parameters logged to MLflow are computed from this group's fields
+    (``Settings.model_settings()``), so a field added here is hashed and logged without anyone
+    keeping a list. Thread counts and batch sizes are deliberately outside: they change speed, not
+    the model (LightGBM runs ``deterministic``). The gate's numbers are inside: they decide whether a
+    version is registered as champion, so a retrain under a new gate must not be a no-op.
+    """
 
     # Encoders, chosen by name (see features.encoders.ENCODERS).
     image_encoder: str = "efficientnet-lite0"
     text_encoder: str = "use-m3"
-    threads: int = Field(2, ge=1, description="CPU threads for torch and numpy encoders.")
-    batch_size: int = Field(32, ge=1)
 
     # Similar-SKU index.
     analog_k: int = Field(20, ge=1, description="Neighbours used for analog features.")
-    analog_show: int = Field(5, ge=1, description="Neighbours shown to the user.")
     similarity_floor: float = Field(0.8, description="Joint similarity above which a past SKU counts as close.")
     analog_gap_days: int = Field(
         7, ge=1, description="An analog must have launched this many days earlier (its sales were known)."
@@ -40,6 +45,41 @@ class Settings(BaseSettings):
     picture_components: int = Field(16, ge=1)
     copy_components: int = Field(16, ge=1)
 
+    # Optional inputs: how training teaches the model what an absent value means (features.schema).
+    mask_share: float = Field(
+        0.15, ge=0, lt=1, description="Share of training rows on which each optional field is masked."
+    )
+    mask_seed: int = Field(11, description="Seed of the masking draw (same data, same model).")
+    default_markup: float = Field(
+        2.5, gt=1, description="List price / cost price assumed when the history has no list prices at all."
+    )
+
+    # The gate.
+    gate_metric: str = "wape"
+    gate_threshold: float = 0.15
+    gate_max_abs_bias: float = 0.10
+    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Most recent launches held out.")
+
+    def model_settings(self) -> dict[str, Any]:
+        """This group's values by name: what the hash and the MLflow params are made of."""
+        return {name: getattr(self, name) for name in ModelSettings.model_fields}
+
+    def model_hash(self) -> str:
+        """Hash of the model-shaping settings: a retrain with the same data and hash is a no-op."""
+        blob = json.dumps(self.model_settings(), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+class Settings(ModelSettings, BaseSettings):
+    """Every setting of the product; the fields of ``ModelSettings`` are the model-shaping group."""
+
+    model_config = SettingsConfigDict(env_prefix="TRIALCAST_", extra="ignore")
+
+    home: Path = Field(Path(".trialcast"), description="Folder holding all state (cache, MLflow, models).")
+    threads: int = Field(2, ge=1, description="CPU threads for torch and numpy encoders.")
+    batch_size: int = Field(32, ge=1)
+    analog_show: int = Field(5, ge=1, description="Neighbours shown to the user.")
+
     # Input limits (serving and catalogue loading share them).
     max_image_bytes: int = Field(10 * 1024 * 1024, description="Largest accepted picture upload.")
     max_image_pixels: int = Field(40_000_000, description="Decompression-bomb guard.")
@@ -50,17 +90,10 @@ class Settings(BaseSettings):
     model_name: str = "trialcast"
     experiment: str = "trialcast"
 
-    # The gate.
-    gate_metric: str = "wape"
-    gate_threshold: float = 0.15
-    gate_max_abs_bias: float = 0.10
-    holdout_fraction: float = Field(0.2, gt=0, lt=1, description="Most recent launches held out.")
-
     # Go / no-go.
     launch_cost: float = Field(
         16000.0, ge=0, description="Fixed cost of a launch (design, samples, minimum run), in currency units."
     )
-    default_markup: float = Field(2.5, gt=1, description="List price / cost price assumed when no list price is given.")
     ood_similarity: float = Field(
         0.6, description="Below this joint similarity to every past SKU, a forecast goes to REVIEW."
     )

@@ -80,9 +80,19 @@ def embed_frame(
     def decode(data: bytes) -> Image.Image:
         return decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
 
-    texts = [copy_text(t, d) for t, d in zip(frame["title"], frame["description"])]
     picture, n_pictures = _embed(
         list(images), picture_encoder, cache, decode, settings.batch_size, progress, "pictures"
     )
-    copy, n_copies = _embed(texts, copy_encoder, cache, lambda t: t, 256, progress, "copy")
+    copy, n_copies = _embed_copy(frame, copy_encoder, cache, progress)
     return Embeddings(picture, copy, picture_encoder.id, copy_encoder.id, n_pictures + n_copies)
+
+
+def _embed_copy(frame: pd.DataFrame, encoder: Encoder, cache: EmbeddingCache | None, progress: bool
+                ) -> tuple[np.ndarray, int]:
+    texts = [copy_text(t, d) for t, d in zip(frame["title"], frame["description"].fillna(""))]
+    return _embed(texts, encoder, cache, lambda t: t, 256, progress, "copy")
+
+
+def embed_copy(frame: pd.DataFrame, settings: Settings, *, cache: EmbeddingCache | None = None) -> np.ndarray:
+    """Copy vectors alone, e.g. of the title alone for rows whose description training masks."""
+    return _embed_copy(frame, get_encoder(settings.text_encoder, "text", settings.threads), cache, False)[0]

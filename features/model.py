@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import tempfile
 from dataclasses import dataclass, field
+from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,10 @@ class Model:
         if ids != wanted:
             raise RuntimeError(f"installed encoders {ids} differ from the ones the model was trained with {wanted}")
 
-    def predict_frame(self, frame: pd.DataFrame, embeddings: Embeddings) -> pd.DataFrame:
-        """P10/P50/P90 of validated rows whose embeddings are already computed."""
-        return self.forecaster.predict(self.pipeline.transform(frame, embeddings))
+    def predict_frame(self, frame: pd.DataFrame, embeddings: Embeddings, today: date | None = None) -> pd.DataFrame:
+        """P10/P50/P90 of validated rows whose embeddings are already computed (``today`` stands in
+        for an absent launch date, as in ``FeaturePipeline.transform``)."""
+        return self.forecaster.predict(self.pipeline.transform(frame, embeddings, today=today))
 
     def forecast(
         self,

@@ -48,7 +48,11 @@ def _reduce(reducer: Reducer | None, vectors: np.ndarray) -> np.ndarray:
 
 
 def design(frame: pd.DataFrame, picture: np.ndarray, copy: np.ndarray, categories: list[str]) -> np.ndarray:
-    """The ridge's inputs for each row (missing pictures and prices become zeros plus a flag)."""
+    """The ridge's inputs for each row (missing pictures and prices become zeros plus a flag).
+
+    An assumed list price (features.schema) counts as a price here: the ridge is fitted on history,
+    where prices are known, so a flag it never saw vary would only shift its intercept; the boosters
+    see ``list_price_assumed`` and were trained with it."""
     day = pd.to_datetime(frame["launch_date"]).dt.day_of_year.to_numpy(dtype=float)
     season = np.cos(2 * np.pi * (day - 1) / 365.25)[:, None]
     spring = np.sin(2 * np.pi * (day - 1) / 365.25)[:, None]

@@ -1,6 +1,6 @@
 """From raw SKU records (web form, JSON batch, candidates file) to answers, one row in, one row out.
 
-Every record is checked with the catalogue contract's own field checks; a bad record gets its
+Every record is checked with the one SKU schema (``features.schema``); a bad record gets its
 field errors and never stops the others. Good records go through the model's feature path
 (the same one training used) and the decision rule.
 """
@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import pandas as pd
 
-from features.catalogue import FieldError, check_date, check_price, check_text
 from features.config import Settings
 from features.images import ImageError, decode_image
 from features.model import Model
+from features.schema import Sku, validate
 from serving.decision import DecisionRule, decide
 
 
@@ -40,36 +39,12 @@ def decision_rule(settings: Settings) -> DecisionRule:
 
 def check_record(record: dict[str, Any], image: bytes | None, settings: Settings, categories: list[str],
                  *, image_required: bool = True) -> dict[str, Any]:
-    """A clean, typed record, or ``InvalidSku`` listing every field problem at once."""
-    problems: list[FieldProblem] = []
-    clean: dict[str, Any] = {}
-
-    def attempt(name: str, check) -> Any:
-        try:
-            return check()
-        except FieldError as error:
-            problems.append(FieldProblem(error.column, error.reason))
-            return None
-
-    limit = settings.max_text_chars
-    clean["sku_id"] = attempt("sku_id", lambda: check_text("sku_id", record.get("sku_id"), max_chars=200, required=False)) or "new-sku"
-    clean["title"] = attempt("title", lambda: check_text("title", record.get("title"), max_chars=limit, required=True))
-    clean["description"] = attempt("description", lambda: check_text("description", record.get("description"), max_chars=limit, required=False)) or ""
-    clean["cost_price"] = attempt("cost_price", lambda: check_price("cost_price", record.get("cost_price"), required=True))
-    list_price = attempt("list_price", lambda: check_price("list_price", record.get("list_price"), required=False))
-    clean["list_price"] = list_price if list_price is not None else math.nan
-    if (isinstance(clean["cost_price"], float) and isinstance(list_price, float) and math.isfinite(list_price)
-            and list_price <= clean["cost_price"]):
-        problems.append(FieldProblem("list_price", f"must be above the cost price ({clean['cost_price']:g})"))
-    category = attempt("category", lambda: check_text("category", record.get("category"), max_chars=200, required=False))
-    if category and category not in categories:
-        shown = ", ".join(categories[:20])
-        problems.append(FieldProblem("category", f"unknown category {category!r}; known: {shown}"))
-    clean["category"] = category or None
-    launch = record.get("launch_date")
-    clean["launch_date"] = (attempt("launch_date", lambda: check_date("launch_date", launch))
-                            if launch not in (None, "") else pd.Timestamp(date.today()))
-    clean["channel"] = attempt("channel", lambda: check_text("channel", record.get("channel"), max_chars=200, required=False)) or ""
+    """A clean, typed record (the one SKU schema, ``features.schema.Sku``), or ``InvalidSku``
+    listing every field problem at once. Absent optional fields stay absent here: their meaning is
+    given inside the model's feature path, the same way training gave it."""
+    context = {"max_text_chars": settings.max_text_chars, "categories": categories}
+    sku, found = validate(Sku, record, context)
+    problems = [FieldProblem(name, reason) for name, reason in found]
     if image is None:
         if image_required:
             problems.append(FieldProblem("image", "is missing: upload the product picture"))
@@ -78,8 +53,12 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
             decode_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         except ImageError as error:
             problems.append(FieldProblem("image", str(error)))
-    if problems:
+    if problems or sku is None:
         raise InvalidSku(problems)
+    clean = sku.model_dump()
+    clean["sku_id"] = clean["sku_id"] or "new-sku"
+    clean["list_price"] = math.nan if clean["list_price"] is None else clean["list_price"]
+    clean["launch_date"] = pd.NaT if clean["launch_date"] is None else pd.Timestamp(clean["launch_date"])
     return clean
 
 

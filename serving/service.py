@@ -15,47 +15,14 @@ for _var in ("BENTOML_DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK")
     os.environ.setdefault(_var, "true")
 
 import bentoml
-from pydantic import AfterValidator, BeforeValidator, Field
-from pydantic_core import PydanticCustomError
+from pydantic import Field
 from starlette.responses import JSONResponse
 
 from features.config import get_settings
+from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalText, Price, Title
 from serving import web
 from serving.champion import load_champion
 from serving.limits import BodySizeLimit, FileFieldsOnly
-
-MAX_TEXT = get_settings().max_text_chars
-
-
-def _as_text(value: Any) -> Any:
-    # BentoML parses every multipart form field as JSON first ("123" -> 123): keep text as text.
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value) if isinstance(value, (int, float)) else value
-
-
-def _blank_to_none(value: Any) -> Any:
-    return None if isinstance(value, str) and not value.strip() else value
-
-
-def _text_limits(value: str | None) -> str | None:
-    # Our own messages: pydantic's length errors read "should have at most 5000 items".
-    if value is None:
-        return value
-    if not value.strip():
-        raise PydanticCustomError("empty", "is empty")
-    if len(value) > MAX_TEXT:
-        raise PydanticCustomError("too_long", "is {n} characters, over the limit of {limit}",
-                                  {"n": f"{len(value):,}", "limit": f"{MAX_TEXT:,}"})
-    return value
-
-
-Text = Annotated[str, BeforeValidator(_as_text), AfterValidator(_text_limits),
-                 Field(json_schema_extra={"minLength": 1, "maxLength": MAX_TEXT})]
-OptionalText = Annotated[str | None, BeforeValidator(_blank_to_none), BeforeValidator(_as_text),
-                         AfterValidator(_text_limits), Field(json_schema_extra={"maxLength": MAX_TEXT})]
-Price = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-OptionalPrice = Annotated[Price | None, BeforeValidator(_blank_to_none)]
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
@@ -111,16 +78,18 @@ class Trialcast:
     def predict(
         self,
         image: Annotated[Path, Field(description="Product picture (JPEG, PNG, WebP).")],
-        title: Annotated[Text, Field(description="Product title, Chinese and/or English.")],
+        title: Annotated[Title, Field(description="Product title, Chinese and/or English.")],
         cost_price: Annotated[Price, Field(description="Unit cost price, > 0.")],
         description: Annotated[OptionalText, Field(description="Product description.")] = None,
-        category: Annotated[OptionalText, Field(description="One of the model's categories (see /model).")] = None,
-        list_price: Annotated[OptionalPrice, Field(description="Planned list price, > cost price.")] = None,
-        launch_date: Annotated[OptionalText, Field(description="Planned launch date YYYY-MM-DD (default today).")] = None,
-        channel: Annotated[OptionalText, Field(description="Sales channel.")] = None,
+        category: Annotated[OptionalName, Field(description="One of the model's categories (see /model); "
+                                                        "absent: the category of its most similar past SKUs.")] = None,
+        list_price: Annotated[OptionalPrice, Field(description="Planned list price, > cost price; absent: cost "
+                                                               "x the category's usual markup.")] = None,
+        launch_date: Annotated[OptionalDate, Field(description="Planned launch date YYYY-MM-DD; absent: today.")] = None,
+        channel: Annotated[OptionalName, Field(description="Sales channel.")] = None,
     ) -> dict:
-        """One SKU: P10/P50/P90 of 7-day units, the daily curve, GO / REVIEW / NO_GO with reasons,
-        the 5 most similar past SKUs, and the model version with its gate metric."""
+        """One SKU (the fields of ``features.schema.Sku``): P10/P50/P90 of 7-day units, the daily curve,
+        GO / REVIEW / NO_GO with reasons, the 5 most similar past SKUs, the model version and gate metric."""
         if self.predictor is None:
             return web.not_ready()
         try:

@@ -45,6 +45,11 @@ def load_dataset(
     path: str | Path, settings: Settings, *, spec: CatalogueSpec = DEFAULT_SPEC, progress: bool = True
 ) -> Dataset:
     """Validate the catalogue, then embed it through the cache (only new pictures and copy are computed)."""
+    return embed_catalogue(load_history(path, settings, spec=spec), settings, progress=progress)
+
+
+def load_history(path: str | Path, settings: Settings, *, spec: CatalogueSpec = DEFAULT_SPEC) -> Catalogue:
+    """The validated catalogue in launch order (no embedding yet: its fingerprint is known first)."""
     catalogue = load_catalogue(
         path,
         spec=spec,
@@ -53,6 +58,11 @@ def load_dataset(
         max_image_pixels=settings.max_image_pixels,
     )
     catalogue.frame = catalogue.frame.sort_values(["launch_date", "sku_id"], kind="stable").reset_index(drop=True)
+    return catalogue
+
+
+def embed_catalogue(catalogue: Catalogue, settings: Settings, *, progress: bool = True) -> Dataset:
+    """Embed a validated catalogue through the cache."""
     cache = EmbeddingCache(settings.cache_path)
     try:
         embeddings = embed_frame(catalogue.frame, settings, cache=cache, progress=progress)

@@ -1,44 +1,38 @@
-"""Metrics and baselines, one code path for the model and every baseline.
+"""Metrics of a training run and its baselines: one code path for the model and every baseline.
+
+The metric math lives in ``features.metrics`` (the one implementation, shared with the VISUELLE
+benchmark); this module names the numbers a run logs, gates on and compares with its baselines.
 
 - WAPE = sum|y - yhat| / sum y: the share of units mis-forecast (the gate metric).
 - bias = (sum yhat - sum y) / sum y: error of the total; negative means stock would run short.
 - screening precision: of the SKUs ranked in the top quarter by forecast (the ones the model
-  would green-light), the share truly in the top quarter of actual sales. A random pick gets 25%.
+  would green-light), the share truly in the top quarter of actual sales. A random pick gets 25%;
+  ties are shared out evenly, so the row order never matters.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import mean_absolute_error
 
+from features import metrics
 from features.assemble import FeaturePipeline
 from features.embed import Embeddings
 
-SCREEN_SHARE = 0.25
+# Re-exported: training code imports these names from here.
+from features.metrics import SCREEN_SHARE, bias, curve_wape, screening_precision, wape
 
-
-def wape(y: np.ndarray, yhat: np.ndarray) -> float:
-    y, yhat = np.asarray(y, float), np.asarray(yhat, float)
-    return float(np.abs(y - yhat).sum() / max(y.sum(), 1e-9))
-
-
-def bias(y: np.ndarray, yhat: np.ndarray) -> float:
-    y, yhat = np.asarray(y, float), np.asarray(yhat, float)
-    return float((yhat.sum() - y.sum()) / max(y.sum(), 1e-9))
-
-
-def screening_precision(y: np.ndarray, yhat: np.ndarray, share: float = SCREEN_SHARE) -> float:
-    n = max(1, round(len(y) * share))
-    picked = np.argsort(-np.asarray(yhat, float), kind="stable")[:n]
-    winners = set(np.argsort(-np.asarray(y, float), kind="stable")[:n].tolist())
-    return float(np.mean([i in winners for i in picked]))
+__all__ = [
+    "SCREEN_SHARE", "analog_knn", "bias", "category_mean", "curve_wape", "interval_metrics",
+    "point_metrics", "screening_precision", "wape",
+]  # fmt: skip
 
 
 def point_metrics(y: np.ndarray, yhat: np.ndarray, categories: pd.Series | None = None) -> dict[str, float]:
+    """The point-forecast numbers of a run (and per category WAPE, to see where the error sits)."""
     out = {
         "wape": wape(y, yhat),
-        "mae": float(mean_absolute_error(y, yhat)),
+        "mae": metrics.mae(y, yhat),
         "bias": bias(y, yhat),
         "screening_precision": screening_precision(y, yhat),
     }
@@ -50,17 +44,13 @@ def point_metrics(y: np.ndarray, yhat: np.ndarray, categories: pd.Series | None 
 
 
 def interval_metrics(y: np.ndarray, p10: np.ndarray, p90: np.ndarray) -> dict[str, float]:
-    y = np.asarray(y, float)
+    """How honest the P10-P90 band is: coverage (target 80%) and the miss on each side."""
+    shares = metrics.interval_coverage(y, p10, p90)
     return {
-        "coverage_p10_p90": float(np.mean((y >= p10) & (y <= p90))),
-        "below_p10": float(np.mean(y < p10)),
-        "above_p90": float(np.mean(y > p90)),
+        "coverage_p10_p90": shares["coverage"],
+        "below_p10": shares["below"],
+        "above_p90": shares["above"],
     }
-
-
-def curve_wape(actual: np.ndarray, forecast: np.ndarray) -> float:
-    """WAPE over every SKU x period of the sales curve."""
-    return wape(np.asarray(actual).ravel(), np.asarray(forecast).ravel())
 
 
 # ---------------------------------------------------------------- baselines

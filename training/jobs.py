@@ -6,9 +6,7 @@ registry (a version, then an alias) is written last.
 
 from __future__ import annotations
 
-import hashlib
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -27,19 +25,15 @@ from features.model import (
     load_version,
 )
 from training import registry
-from training.data import Dataset, load_dataset
+from training.data import Dataset, embed_catalogue, fingerprint, load_dataset, load_history
 from training.evaluate import interval_metrics, point_metrics
 from training.gate import check_gate
 from training.train import train
 
 
 def config_hash(settings: Settings) -> str:
-    """What, besides the data, decides the model: a retrain with the same data and config is a no-op."""
-    keys = ("image_encoder", "text_encoder", "analog_k", "analog_gap_days", "similarity_floor", "picture_weight",
-            "picture_components", "copy_components", "projection_refit_days", "gate_metric", "gate_threshold",
-            "gate_max_abs_bias", "holdout_fraction")
-    blob = json.dumps({k: getattr(settings, k) for k in keys}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+    """What, besides the data, decides the model: the model-shaping group of the settings."""
+    return settings.model_hash()
 
 
 THUMBNAIL_PX = 128
@@ -106,18 +100,19 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
     """Train, evaluate, gate, log and register. With ``retrain``, a snapshot already trained with
     the same configuration is a no-op."""
     client = registry.connect(settings)
-    data = load_dataset(catalogue, settings, spec=DEFAULT_SPEC, progress=progress)
-    echo(f"catalogue {catalogue}: {len(data.frame)} SKUs, fingerprint {data.fingerprint}, "
-         f"{data.embeddings.computed} new embeddings")
-    cfg = config_hash(settings)
-    if retrain:
+    history = load_history(catalogue, settings, spec=DEFAULT_SPEC)
+    snapshot, cfg = fingerprint(history), config_hash(settings)
+    if retrain:  # decided before embedding: a no-op costs a catalogue check, not an embedding pass
         done = client.search_model_versions(
-            f"name = '{settings.model_name}' and tags.data_fingerprint = '{data.fingerprint}' and tags.config_hash = '{cfg}'"
+            f"name = '{settings.model_name}' and tags.data_fingerprint = '{snapshot}' and tags.config_hash = '{cfg}'"
         )
         if done:
             v = max(done, key=lambda mv: int(mv.version))
-            echo(f"no-op: snapshot {data.fingerprint} was already trained as version {v.version} ({v.tags.get('decision')})")
-            return {"noop": True, "version": str(v.version), "fingerprint": data.fingerprint}
+            echo(f"no-op: snapshot {snapshot} was already trained as version {v.version} ({v.tags.get('decision')})")
+            return {"noop": True, "version": str(v.version), "fingerprint": snapshot}
+    data = embed_catalogue(history, settings, progress=progress)
+    echo(f"catalogue {catalogue}: {len(data.frame)} SKUs, fingerprint {data.fingerprint}, "
+         f"{data.embeddings.computed} new embeddings")
 
     result = train(data, settings, shuffle_target=shuffle_target, progress=progress)
     gate = check_gate(result.holdout_metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias)
@@ -140,7 +135,7 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
         "gate": gate.as_dict(), "loss": result.loss, "loss_comparison": result.loss_comparison,
         "holdout": {k: v for k, v in result.holdout_metrics.items() if "category/" not in k},
         "baselines": {n: {k: v for k, v in m.items() if "category/" not in k} for n, m in result.baseline_metrics.items()},
-        "backtest": result.backtest, "fingerprint": data.fingerprint,
+        "backtest": result.backtest, "fingerprint": data.fingerprint, "absence": result.absence,
     }
     echo(f"version {version} -> {alias}: {reason}")
     return summary

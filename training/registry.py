@@ -97,13 +97,16 @@ def log_run(result: TrainResult, model: Model, gate: GateDecision, fingerprint: 
         mlflow.log_metrics({_safe(f"holdout_{k}"): v for k, v in result.holdout_metrics.items()})
         for name, metrics in result.baseline_metrics.items():
             mlflow.log_metrics({_safe(f"baseline_{name}_{k}"): v for k, v in metrics.items()})
+        for name, metrics in result.absence.items():
+            mlflow.log_metrics({f"absent_{name}_{k}": v for k, v in metrics.items()})
         for name, metrics in result.loss_comparison.items():
             mlflow.log_metrics({f"loss_{name}_calibration_wape": metrics["wape"], f"loss_{name}_calibration_bias": metrics["bias"]})
         for fold in result.backtest:
             mlflow.log_metrics({"backtest_wape": fold["wape"], "backtest_bias": fold["bias"],
                                 "backtest_category_mean_wape": fold["category_mean_wape"]}, step=int(fold["fold"]))
         mlflow.log_dict({"gate": gate.as_dict(), "holdout": result.holdout_metrics, "baselines": result.baseline_metrics,
-                         "loss_comparison": result.loss_comparison, "backtest": result.backtest}, "evaluation.json")
+                         "loss_comparison": result.loss_comparison, "backtest": result.backtest,
+                         "absence": result.absence}, "evaluation.json")
         # Per-launch holdout forecasts beside the actuals, for error analysis (see notebooks/explore.ipynb).
         mlflow.log_text(result.holdout.to_csv(index=False, date_format="%Y-%m-%d"), "holdout_predictions.csv")
         for filename, draw in plots.ALL.items():

@@ -18,7 +18,11 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from features.assemble import FeaturePipeline
+from features.cache import EmbeddingCache
 from features.config import Settings
+from features.embed import Embeddings, embed_copy
+from features.schema import mask_optional
+from training.absence import absence_costs
 from training.data import Dataset, holdout_split, rolling_origins
 from training.evaluate import (
     analog_knn,
@@ -37,8 +41,8 @@ class Fitted:
     pipeline: FeaturePipeline
     forecaster: Forecaster
 
-    def predict(self, frame: pd.DataFrame, embeddings) -> pd.DataFrame:
-        return self.forecaster.predict(self.pipeline.transform(frame, embeddings))
+    def predict(self, frame: pd.DataFrame, embeddings, today=None) -> pd.DataFrame:
+        return self.forecaster.predict(self.pipeline.transform(frame, embeddings, today=today))
 
 
 @dataclass
@@ -55,17 +59,31 @@ class TrainResult:
     train_end: str
     holdout_start: str
     params: dict[str, object] = field(default_factory=dict)
+    absence: dict[str, dict[str, float]] = field(default_factory=dict)  # holdout with one optional field absent
 
 
-def _xy(pipeline: FeaturePipeline, data: Dataset) -> tuple[pd.DataFrame, np.ndarray]:
-    return pipeline.transform(data.frame, data.embeddings), data.frame[pipeline.target].to_numpy(dtype=float)
+def _xy(pipeline: FeaturePipeline, data: Dataset, settings: Settings) -> tuple[pd.DataFrame, np.ndarray]:
+    """Training features, with the optional fields masked on a share of rows (features.schema):
+    the model meets "absent" here, with the meaning serving gives it, not first in production."""
+    masked = mask_optional(data.frame, settings.mask_share, settings.mask_seed)
+    embeddings = data.embeddings
+    blanked = ((masked["description"] == "") & (data.frame["description"] != "")).to_numpy()
+    if blanked.any():  # the title alone is the copy of these rows, as it would be in serving
+        cache = EmbeddingCache(settings.cache_path)
+        try:
+            copy = embeddings.copy.copy()
+            copy[blanked] = embed_copy(masked[blanked], settings, cache=cache)
+        finally:
+            cache.close()
+        embeddings = Embeddings(embeddings.picture, copy, embeddings.picture_encoder, embeddings.copy_encoder)
+    return pipeline.transform(masked, embeddings), data.frame[pipeline.target].to_numpy(dtype=float)
 
 
 def fit(data: Dataset, settings: Settings, losses: tuple[str, ...] = LOSSES) -> tuple[Fitted, dict[str, dict[str, float]]]:
     """Fit the pipeline on ``data``, calibrate each loss on its last launches, keep the best by
     calibration WAPE and refit it on all of ``data``. Returns the model and the loss comparison."""
     pipeline = FeaturePipeline.fit(data.catalogue, data.embeddings, settings)
-    X, y = _xy(pipeline, data)
+    X, y = _xy(pipeline, data, settings)
     fit_mask, cal = holdout_split(data.frame, settings.holdout_fraction)
     comparison: dict[str, dict[str, float]] = {}
     candidates: dict[str, Forecaster] = {}
@@ -95,7 +113,7 @@ def train(
         shuffled[target] = np.random.default_rng(0).permutation(shuffled[target].to_numpy())
         data = Dataset(type(data.catalogue)(shuffled, data.catalogue.root, data.catalogue.spec), data.embeddings, data.fingerprint)
 
-    steps = tqdm(total=3 + backtest_folds, desc="train", disable=not progress, leave=False)
+    steps = tqdm(total=4 + backtest_folds, desc="train", disable=not progress, leave=False)
     dev_mask, hold_mask = holdout_split(data.frame, settings.holdout_fraction)
     dev, hold = data.subset(dev_mask), data.subset(hold_mask)
 
@@ -116,7 +134,8 @@ def train(
         "category_mean": point_metrics(y, category_mean(dev.frame, target, hold.frame)),
         "analog_knn": point_metrics(y, analog_knn(fitted.pipeline, hold.frame, hold.embeddings, settings.analog_k)),
     }
-    steps.update()
+    absence = absence_costs(fitted, hold.frame, hold.embeddings, settings)
+    steps.update(2)
 
     backtest = []
     for i, (tr, te) in enumerate(rolling_origins(dev.frame, backtest_folds, settings.holdout_fraction / 2)):
@@ -162,15 +181,7 @@ def train(
         n_holdout=len(hold.frame),
         train_end=str(data.frame["launch_date"].max().date()),
         holdout_start=str(hold.frame["launch_date"].min().date()),
-        params={
-            "loss": loss,
-            "image_encoder": settings.image_encoder,
-            "text_encoder": settings.text_encoder,
-            "analog_k": settings.analog_k,
-            "analog_gap_days": settings.analog_gap_days,
-            "picture_components": settings.picture_components,
-            "copy_components": settings.copy_components,
-            "holdout_fraction": settings.holdout_fraction,
-            "rounds": final.forecaster.rounds,
-        },
+        # Every model-shaping setting (one group of the settings object), plus what training chose.
+        params={**settings.model_settings(), "loss": loss, "rounds": final.forecaster.rounds},
+        absence=absence,
     )

@@ -184,26 +184,6 @@ def demo(
         serve(host="127.0.0.1", port=port)
 
 
-benchmark_app = typer.Typer(help="Benchmarks on real public data sets (data stay outside the repository).",
-                            no_args_is_help=True)
-app.add_typer(benchmark_app, name="benchmark")
-
-
-@benchmark_app.command(name="visuelle")
-def benchmark_visuelle(
-    data: Path = typer.Option(..., "--data", help="VISUELLE folder (train.csv, test.csv, gtrends.csv, image_index.csv, images/)."),
-    out: Path = typer.Option(Path("docs/benchmarks"), "--out", help="Where visuelle.md, visuelle.json and the forecasts go."),
-    home: Path = typer.Option(None, "--home", help="Embedding cache folder (default $TRIALCAST_HOME, else the temp dir)."),
-    threads: int = typer.Option(2, "--threads", min=1, help="CPU threads."),
-    validation: bool = typer.Option(True, "--validation/--no-validation", help="Choose the configuration on the validation folds."),
-) -> None:
-    """VISUELLE under its published protocol: validate on train.csv, report on test.csv."""
-    from training.visuelle.benchmark import run_benchmark
-
-    doc = run_benchmark(data, out, home=home, threads=threads, validation=validation, echo=typer.echo)
-    _dump({"test": doc["test"]["model"], "goal": doc["goal"], "config": doc["config"]["label"]})
-
-
 def _is_user_error(error: BaseException) -> bool:
     """Bad input, a missing file, a refused action: things a user fixes, not bugs to debug."""
     return isinstance(error, (ValueError, OSError)) or type(error).__module__.split(".")[0] == "mlflow"

@@ -283,6 +283,8 @@ def test_pipeline_feature_columns_stable(fitted):
             "margin",
             "season_sin",
             "season_cos",
+            "list_price_assumed",
+            "category_assumed",
             "category",
             "channel",
         ]

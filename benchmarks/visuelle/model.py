@@ -2,7 +2,7 @@
 
 Total (units of weeks 0..5): the product's ``FeaturePipeline`` (copy embedding, the time-honest
 ridge read-out used as the boosting base, analog features) with the benchmark's extra
-columns (``training.visuelle.features``), fed to the product's ``Forecaster`` once per loss; the
+columns (``benchmarks.visuelle.features``), fed to the product's ``Forecaster`` once per loss; the
 point forecasts of the losses are averaged (arithmetic mean of P50; same for the P10/P90 band).
 
 Curve (weeks 0..11): the total times a share curve. The shares come from a small LightGBM fitted
@@ -31,14 +31,14 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from benchmarks.visuelle import features as vf
+from benchmarks.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, TARGET, TARGET_WEEKS, VISUELLE_SPEC
 from features.assemble import BASE_MARGIN, FeaturePipeline
 from features.catalogue import Catalogue
 from features.config import Settings
 from features.embed import Embeddings
 from training.data import holdout_split
 from training.forecaster import BASE_PARAMS, Forecaster
-from training.visuelle import features as vf
-from training.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, TARGET, TARGET_WEEKS, VISUELLE_SPEC
 
 GROUPS = ("attributes", "copy", "analogs", "gtrends", "picture")
 # What the benchmark's model uses on all products. Not the picture: in this copy of VISUELLE the

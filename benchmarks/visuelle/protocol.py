@@ -1,6 +1,7 @@
 """The published VISUELLE protocol: metrics, fixed baselines and a time-based validation split.
 
-Metrics (as the data set's README defines them), on unit curves of shape (n_products, 12):
+Metrics (as the data set's README defines them), on unit curves of shape (n_products, 12); each is
+``features.metrics`` (the product's one implementation) on the first ``weeks`` columns:
 
 - ``wape(y, f, weeks)`` = 100 * sum|y - f| / sum y over all products x weeks 0..weeks-1
   (``weeks=6`` for "6 weeks", ``weeks=12`` for "12 weeks");
@@ -28,15 +29,14 @@ Baselines (fixed, nothing tuned; they take adapter frames and return (n_products
 
 ``test.csv`` is for final reports only. ``train_validation_split`` gives a time-based split inside
 train.csv for choosing settings, and ``season_tail_folds`` five folds shaped like the test (the last
-launches of a season, fitted on everything launched before them); ``python -m training.visuelle.protocol DATA_DIR`` prints the
-baselines on it (and on test with ``--test``, allowed only for these fixed baselines as a harness
-check).
+launches of a season, fitted on everything launched before them);
+``python -m benchmarks.visuelle.protocol DATA_DIR`` prints the baselines on it (and on test with
+``--test``, allowed only for these fixed baselines as a harness check).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -44,7 +44,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import bootstrap
 
-from training.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, load_visuelle
+from benchmarks.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, load_visuelle
+from features import metrics
 
 KNN_K = 11
 KNN_ATTRIBUTES = ("category", "color", "fabric")
@@ -79,40 +80,28 @@ def _pair(y: np.ndarray, f: np.ndarray, weeks: int) -> tuple[np.ndarray, np.ndar
 
 
 def wape(y: np.ndarray, f: np.ndarray, weeks: int) -> float:
-    """100 * sum|y - f| / sum y over all products x weeks 0..weeks-1."""
+    """100 * sum|y - f| / sum y over all products x weeks 0..weeks-1 (``metrics.curve_wape``)."""
     y, f = _pair(y, f, weeks)
-    return float(100.0 * np.abs(y - f).sum() / y.sum())
+    return 100.0 * metrics.curve_wape(y, f)
 
 
 def mae(y: np.ndarray, f: np.ndarray, weeks: int) -> float:
     """Mean absolute error in units over all products x weeks 0..weeks-1."""
     y, f = _pair(y, f, weeks)
-    return float(np.abs(y - f).mean())
+    return metrics.mae(y, f)
 
 
 def bias(y: np.ndarray, f: np.ndarray, weeks: int = 6) -> float:
     """(sum f - sum y) / sum y over weeks 0..weeks-1 (fraction; positive = over-forecast)."""
     y, f = _pair(y, f, weeks)
-    return float((f.sum() - y.sum()) / y.sum())
-
-
-def _top_membership(values: np.ndarray, top: int) -> np.ndarray:
-    """Weight in [0, 1] of each item being among the ``top`` largest (ties at the cut share)."""
-    cut = np.sort(values)[::-1][top - 1]
-    above = values > cut
-    tied = values == cut
-    weight = above.astype(float)
-    weight[tied] = (top - above.sum()) / tied.sum()
-    return weight
+    return metrics.bias(y, f)
 
 
 def screening_precision(y: np.ndarray, f: np.ndarray, weeks: int = 6, share: float = 0.25) -> float:
-    """Share of the forecast's top ``share`` (by total over weeks 0..weeks-1) that is truly top."""
+    """Share of the forecast's top ``share`` (by total over weeks 0..weeks-1) that is truly top;
+    ``metrics.screening_precision`` on the per-product totals (ties shared out evenly)."""
     y, f = _pair(y, f, weeks)
-    top = max(1, math.ceil(share * len(y)))
-    chosen = _top_membership(f.sum(axis=1), top)
-    truly = _top_membership(y.sum(axis=1), top)
-    return float((chosen * truly).sum() / top)
+    return metrics.screening_precision(y.sum(axis=1), f.sum(axis=1), share)
 
 
 def evaluate(y: np.ndarray, f: np.ndarray) -> dict[str, float]:

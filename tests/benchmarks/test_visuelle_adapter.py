@@ -9,9 +9,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from features.catalogue import CatalogueError
-from training.visuelle import adapter, protocol
-from training.visuelle.adapter import (
+from benchmarks.visuelle import adapter, protocol
+from benchmarks.visuelle.adapter import (
     CURVE_COLUMNS,
     SCALE,
     gtrends_window_dates,
@@ -21,6 +20,7 @@ from training.visuelle.adapter import (
     product_gtrends,
     validate_visuelle,
 )
+from features.catalogue import CatalogueError
 
 CATEGORIES = ["culottes", "long sleeve", "doll dress"]
 COLORS = ["red", "blue", "black"]

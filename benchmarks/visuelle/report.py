@@ -12,44 +12,44 @@ from matplotlib.figure import Figure
 # fixed (all on train.csv folds, never on test). Numbers are means of 6-week WAPE over the five
 # season-tail folds; they come from scratch runs, not from this command.
 EXPLORATION = [
-    "Validation design. `train_validation_split` (fit SS17-AW18, validate on the train.csv part of "
+    ("Validation design. `train_validation_split` (fit SS17-AW18, validate on the train.csv part of "
     "SS19+AW19) has a level shift against the test: those products sold 246-259 units in 6 weeks "
     "against 330-384 in the seasons fitted on, so every model over-forecasts there (attribute kNN "
     "bias +36%), while the test's products (the last launches of SS19/AW19) sell 297-359. The test "
     "is the *tail* of two seasons, so the folds are the tails of AW17, SS18, AW18, SS19 and AW19 "
     "(last quarter of each season's launches, fitted on everything launched before). Their level "
     "against the fit set swings from +70% (AW18 tail) to -19% (AW19 tail): the sign of the bias on "
-    "one season is mostly the season's level, which no feature here predicted.",
-    "Pictures. A first version fed the pictures to the model on every product and reached 54.1 on "
+    "one season is mostly the season's level, which no feature here predicted."),
+    ("Pictures. A first version fed the pictures to the model on every product and reached 54.1 on "
     "the folds and 54.8 on test (bias +13.9%, screening 54.8%). Its ablation gave it away: removing the "
     "pictures of 10% of the products cost 4 points of WAPE on *all* products, and the model without "
     "them under-forecast the pictured products by 32%. Those products sell 2.4x the others (a "
     "selection of this copy of the data), so the model had learnt the availability of a picture. "
-    "Every number below and in the tables above is without pictures unless it says otherwise.",
-    "Level of the oracle (with pictures): scaling each fold's forecast by the factor that is best in "
+    "Every number below and in the tables above is without pictures unless it says otherwise."),
+    ("Level of the oracle (with pictures): scaling each fold's forecast by the factor that is best in "
     "hindsight takes 54.1 to 51.7, and an exactly unbiased total to 53.8 -- the level is worth about "
-    "2.5 points and is what the folds disagree on (best factors 0.72 to 1.30).",
-    "Boosting base: the ridge read-out of the copy embedding as LightGBM's starting score 57.7; the "
-    "same read-out as a feature with the honest mean as the base 58.3; no read-out 58.4. Kept as base.",
-    "Boosting rounds fixed at 50 / 100 / 200 / 400 instead of early stopping on the last 20% of the "
-    "fit period: 57.8 / 57.7 / 57.8 / 57.6 -- no gain.",
-    "The honest attribute kNN (neighbours launched >= 42 days before) as a feature: 57.9 vs 57.7; ranked "
-    "alone, it screens 38.8% on the folds (the model 35%).",
-    "Screening: the model ranks the folds' products worse (35%) than the attribute kNN (41.6% with "
+    "2.5 points and is what the folds disagree on (best factors 0.72 to 1.30)."),
+    ("Boosting base: the ridge read-out of the copy embedding as LightGBM's starting score 57.7; the "
+    "same read-out as a feature with the honest mean as the base 58.3; no read-out 58.4. Kept as base."),
+    ("Boosting rounds fixed at 50 / 100 / 200 / 400 instead of early stopping on the last 20% of the "
+    "fit period: 57.8 / 57.7 / 57.8 / 57.6 -- no gain."),
+    ("The honest attribute kNN (neighbours launched >= 42 days before) as a feature: 57.9 vs 57.7; ranked "
+    "alone, it screens 38.8% on the folds (the model 35%)."),
+    ("Screening: the model ranks the folds' products worse (35%) than the attribute kNN (41.6% with "
     "neighbours from the whole fit period, 37.5% with only those launched >= 84 days before). Averaging "
     "the model's 6-week total with the honest kNN's (>= 42 days) at weights 0.25 / 0.5 / 0.75: "
     "screening 36.5 / 39.6 / 38.6%, WAPE 57.7 / 58.1 / 59.0 (the model alone 57.7): the selection "
-    "rule (WAPE) does not take it, and it does not reach 48% either.",
-    "Measured with pictures, before the leak was found, each against 54.1 for the same model: three "
+    "rule (WAPE) does not take it, and it does not reach 48% either."),
+    ("Measured with pictures, before the leak was found, each against 54.1 for the same model: three "
     "LightGBM seeds averaged 54.1; regularised trees (15 leaves, 50 per leaf, feature fraction 0.5, "
     "lambda 10) 54.9; recency weights (half-life 365 / 730 days) 54.3 / 54.4; a second model of each "
-    "product's log sales relative to products launched within 7 days, mixed in, 53.9. None kept.",
-    "Losses (with pictures, weekday shares): log-L2 55.3 (bias -19%), Tweedie 55.2 (-5%), Huber on log "
-    "54.9 (-12%), L1 on log 56.0 (-17%); the log-L2 + Tweedie average 54.6 (-12%).",
-    "Weekly shape: with the *actual* 6-week totals, spreading them by launch-weekday mean shares "
+    "product's log sales relative to products launched within 7 days, mixed in, 53.9. None kept."),
+    ("Losses (with pictures, weekday shares): log-L2 55.3 (bias -19%), Tweedie 55.2 (-5%), Huber on log "
+    "54.9 (-12%), L1 on log 56.0 (-17%); the log-L2 + Tweedie average 54.6 (-12%)."),
+    ("Weekly shape: with the *actual* 6-week totals, spreading them by launch-weekday mean shares "
     "gives WAPE6 26.0 (12 weeks 43.6), by the analogs' curves 31.0, by one mean curve 28.0, by a "
     "LightGBM share model over (week, weekday, ISO week of the cell, category, colour, fabric, "
-    "season position) 24.2 (12 weeks 40.1): the share model is the default.",
+    "season position) 24.2 (12 weeks 40.1): the share model is the default."),
 ]
 
 
@@ -178,20 +178,20 @@ def write_report(
     lines = [
         "# VISUELLE benchmark",
         "",
-        f"Real new-product launch sales: {document['data']['n_train']:,} training and {document['data']['n_test']:,} "
+        (f"Real new-product launch sales: {document['data']['n_train']:,} training and {document['data']['n_test']:,} "
         "test products of one fast-fashion retailer "
         "(VISUELLE v1, Skenderi et al., *Well Googled is Half Done*, arXiv 2109.09824). "
-        "Reproduce: `trialcast benchmark visuelle --data ../shared/benchmarks/visuelle --out docs/benchmarks/` "
-        f"(this run: {document['timings_seconds']['total'] / 60:.1f} min on {document['environment']['threads']} threads).",
+        "Reproduce: `.venv/bin/python -m benchmarks.visuelle --data ../shared/benchmarks/visuelle --out docs/benchmarks/` "
+        f"(this run: {document['timings_seconds']['total'] / 60:.1f} min on {document['environment']['threads']} threads)."),
         "",
-        "Protocol (the data set's README): fit on train.csv only; every setting chosen on time-based validation "
+        ("Protocol (the data set's README): fit on train.csv only; every setting chosen on time-based validation "
         "folds inside train.csv; test.csv scored once. WAPE = 100 * sum|y - f| / sum y over products x weeks, "
         "MAE in units; 6 weeks = weeks 0..5, 12 weeks = weeks 0..11. Bias = (sum f - sum y) / sum y over "
         "weeks 0..5. Screening precision: of the quarter of test products with the highest 6-week forecast, "
         "the share truly in the top quarter (random = 25%). As the protocol has it, the final model is fitted on "
         "all of train.csv, which holds AW19 products launched after the SS19 test products; every *feature* of a "
         "product (analogs, target encodings, sales levels, the ridge read-out) is computed only from products "
-        "launched at least 42 days before it, whose 6-week sales were known at its launch.",
+        "launched at least 42 days before it, whose 6-week sales were known at its launch."),
         "",
         "## Test results",
         "",
@@ -207,19 +207,19 @@ def write_report(
         "",
         "### Against the goal",
         "",
-        f"The last column is the {ci_level} bootstrap interval over test products (the 497 products resampled "
+        (f"The last column is the {ci_level} bootstrap interval over test products (the 497 products resampled "
         "with replacement, 1,000 times): how much the number moves with the choice of test products alone. The "
-        "gain over the kNN is paired (both forecasts scored on the same resamples).",
+        "gain over the kNN is paired (both forecasts scored on the same resamples)."),
         "",
         f"| goal | target | result | met | {ci_level} interval |",
         "|---|---|---|---|---|",
-        f"| 6-week WAPE at least 5 points below the attribute kNN ({_num(knn['wape6'])}) | <= {_num(goal['wape6_target'])} "
+        (f"| 6-week WAPE at least 5 points below the attribute kNN ({_num(knn['wape6'])}) | <= {_num(goal['wape6_target'])} "
         f"| {_num(goal['wape6'])} ({_num(goal['wape6_gain_vs_knn'])} points below) | {'yes' if goal['wape6_met'] else 'no'} "
-        f"| WAPE {_span(ci['wape6'])}; gain {_span([-ci['wape6_minus_reference'][1], -ci['wape6_minus_reference'][0]])} points |",
-        f"| bias of the 6-week total within +-10% | +-10% | {_pct(goal['bias6'])} | {'yes' if goal['bias6_met'] else 'no'} "
-        f"| {_span(ci['bias6'], pct=True)} |",
-        f"| screening precision | >= 48% | {_num(100 * goal['screen_p25'])}% | {'yes' if goal['screen_p25_met'] else 'no'} "
-        f"| {_span(ci['screen_p25'], pct=True)} (kNN {_span(test['bootstrap_intervals']['attribute kNN (k=11)']['screen_p25'], pct=True)}) |",
+        f"| WAPE {_span(ci['wape6'])}; gain {_span([-ci['wape6_minus_reference'][1], -ci['wape6_minus_reference'][0]])} points |"),
+        (f"| bias of the 6-week total within +-10% | +-10% | {_pct(goal['bias6'])} | {'yes' if goal['bias6_met'] else 'no'} "
+        f"| {_span(ci['bias6'], pct=True)} |"),
+        (f"| screening precision | >= 48% | {_num(100 * goal['screen_p25'])}% | {'yes' if goal['screen_p25_met'] else 'no'} "
+        f"| {_span(ci['screen_p25'], pct=True)} (kNN {_span(test['bootstrap_intervals']['attribute kNN (k=11)']['screen_p25'], pct=True)}) |"),
         "",
     ]
     if not goal["all_met"]:
@@ -257,24 +257,24 @@ def write_report(
             lines.append(f"| {name} | {metric} | {_num(pair['measured'], 2)} | {_num(pair['readme'])} |")
     lines += [
         "",
-        "The published attribute kNN (k=11 over category/colour/fabric, all ties at the k-th distance kept) uses "
+        ("The published attribute kNN (k=11 over category/colour/fabric, all ties at the k-th distance kept) uses "
         "every training product, including ones launched after the test product (AW19 products of train.csv were "
         "released until 2019-10-25, after the SS19 test products) and ones whose 12 weeks were not over at the test "
-        "launch. The honest variant keeps only neighbours launched at least 84 days (12 weeks) before.",
+        "launch. The honest variant keeps only neighbours launched at least 84 days (12 weeks) before."),
         "",
         "## Where the signal comes from (ablation on validation and on test)",
         "",
-        "The chosen configuration on growing feature groups, every product, no picture (the picture is measured "
+        ("The chosen configuration on growing feature groups, every product, no picture (the picture is measured "
         "below, on the products that have one). The copy is text built from the attribute words (VISUELLE has no "
         "free text), embedded by USE-m3; the ridge read-out of its embedding is the boosting base from "
-        "*+ copy embedding* on (before it, the base is the honest mean of past launches).",
+        "*+ copy embedding* on (before it, the base is the honest mean of past launches)."),
         "",
-        "Validation columns: the mean over the five season-tail folds of train.csv (about 1,070 products in all); "
+        ("Validation columns: the mean over the five season-tail folds of train.csv (about 1,070 products in all); "
         "test columns: test.csv (497 products). Differences of a point or two between steps are within what the "
-        f"choice of products moves (see the {ci_level} interval of the final model above).",
+        f"choice of products moves (see the {ci_level} interval of the final model above)."),
         "",
-        "| step | validation WAPE 6w | validation bias 6w | validation screening | test WAPE 6w | test WAPE 12w "
-        "| test bias 6w | test screening | test WAPE 6w, products with a picture |",
+        ("| step | validation WAPE 6w | validation bias 6w | validation screening | test WAPE 6w | test WAPE 12w "
+        "| test bias 6w | test screening | test WAPE 6w, products with a picture |"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for a in document["ablation"]:
@@ -292,7 +292,7 @@ def write_report(
         "",
         "### The picture",
         "",
-        f"{pics['n_train_with_picture']} training and {pics['n_test_with_picture']} test products have a picture in this "
+        (f"{pics['n_train_with_picture']} training and {pics['n_test_with_picture']} test products have a picture in this "
         "copy of VISUELLE, and they are not a random tenth: their median 6-week sales are "
         f"{_num(medians['train'][0], 0)} units against {_num(medians['train'][1], 0)} for the others in train.csv "
         f"({_num(medians['test'][0], 0)} against {_num(medians['test'][1], 0)} in test.csv). A model given the "
@@ -300,7 +300,7 @@ def write_report(
         "launch carries (every SKU has one). So the model above never sees a picture, and the picture's own "
         "contribution is measured where it cannot stand for its availability: fitted on the training products "
         "that have one, scored on the test products that have one, the chosen configuration without and with "
-        "the picture (its embedding in the ridge read-out, its PCA axes, picture analogs).",
+        "the picture (its embedding in the ridge read-out, its PCA axes, picture analogs)."),
         "",
     ]
     if "skipped" in sub:
@@ -312,25 +312,25 @@ def write_report(
             "|---|---|---|---|---|",
             f"| without the picture | {_num(wo['wape6'])} | {_num(wo['wape12'])} | {_pct(wo['bias6'])} | {_num(100 * wo['screen_p25'])}% |",
             f"| with the picture | {_num(w['wape6'])} | {_num(w['wape12'])} | {_pct(w['bias6'])} | {_num(100 * w['screen_p25'])}% |",
-            f"| with - without, {ci_level} bootstrap interval | {_span(ci_pic['wape6_minus_reference'])} | | "
-            f"{_span(ci_pic['bias6_minus_reference'], pct=True)} | {_span(ci_pic['screen_p25_minus_reference'], pct=True)} |",
+            (f"| with - without, {ci_level} bootstrap interval | {_span(ci_pic['wape6_minus_reference'])} | | "
+            f"{_span(ci_pic['bias6_minus_reference'], pct=True)} | {_span(ci_pic['screen_p25_minus_reference'], pct=True)} |"),
             "",
         ]
     lines += [
         f"![WAPE by step]({plots['ablation']})",
         "",
-        "Google Trends: for the category, colour and fabric word of each product, the 52 weekly values before "
+        ("Google Trends: for the category, colour and fabric word of each product, the 52 weekly values before "
         "launch (only weeks over before the release day) summarised as the 52-week mean, the last 4 weeks "
-        "(absolute and relative), the 13-week trend, and last year's value over the 6 coming weeks.",
+        "(absolute and relative), the 13-week trend, and last year's value over the 6 coming weeks."),
         "",
     ]
     val = document.get("validation")
     lines += ["## Validation (train.csv only) and what was tried", ""]
     if val:
         lines += [
-            "Folds: the last quarter of each season's launches (the test is the last launches of SS19 and AW19), "
+            ("Folds: the last quarter of each season's launches (the test is the last launches of SS19 and AW19), "
             "each fitted on every train.csv product launched before it. Selection rule: the lowest mean 6-week "
-            "WAPE among candidates whose mean 6-week bias is within +-10%.",
+            "WAPE among candidates whose mean 6-week bias is within +-10%."),
             "",
             "| fold | fit | validation | launches | mean units 6w: fit | validation |",
             "|---|---|---|---|---|---|",
@@ -364,23 +364,23 @@ def write_report(
         "",
         "## Model",
         "",
-        "- Features: the product's `FeaturePipeline` with `VISUELLE_SPEC` (target `sales_6w`, curve "
+        ("- Features: the product's `FeaturePipeline` with `VISUELLE_SPEC` (target `sales_6w`, curve "
         f"`sales_w0..w11`, no price, no picture): the copy ({cfg['text_encoder']}) embedding, "
         f"its first {cfg['copy_components']} PCA axes, the time-honest ridge read-out "
         f"used as the boosting base, analog features (gap {cfg['analog_gap_days']} days: a product's 6-week sales are "
-        "known 42 days after launch). Plus, in `training/visuelle/features.py`: colour, fabric, extra and season "
+        "known 42 days after launch). Plus, in `benchmarks/visuelle/features.py`: colour, fabric, extra and season "
         "type as LightGBM categoricals; launch weekday, days in week 0, day of year, days into the season; honest "
         "target encodings of each attribute word and pair (products launched >= 42 days before) and recent sales "
         "levels; Google Trends summaries. The picture embedding "
-        f"({cfg['image_encoder']}) enters only the comparison on the pictured products (see The picture).",
-        "- Total: the product's `Forecaster` (LightGBM from the ridge base margin, rounds by early stopping on "
-        "the last 20% of the fit period, then refit on everything) once per loss; P50 averaged over the losses.",
-        "- Weekly curve: total x shares of a LightGBM share model over (product, week) cells: week, launch weekday, "
-        "ISO week and day of year of the cell, category, season type, colour, fabric, days into the season.",
-        "- Week 0 is only the rest of the release day's calendar week (a Sunday release has one day): the launch "
-        "weekday drives both the week-0 share and the 6-week total.",
-        f"- Negative returns: {document['data']['clipped_negative_values']} weekly values of train.csv "
-        f"({document['data']['clipped_negative_units']} units) are clipped to 0 by the adapter.",
+        f"({cfg['image_encoder']}) enters only the comparison on the pictured products (see The picture)."),
+        ("- Total: the product's `Forecaster` (LightGBM from the ridge base margin, rounds by early stopping on "
+        "the last 20% of the fit period, then refit on everything) once per loss; P50 averaged over the losses."),
+        ("- Weekly curve: total x shares of a LightGBM share model over (product, week) cells: week, launch weekday, "
+        "ISO week and day of year of the cell, category, season type, colour, fabric, days into the season."),
+        ("- Week 0 is only the rest of the release day's calendar week (a Sunday release has one day): the launch "
+        "weekday drives both the week-0 share and the 6-week total."),
+        (f"- Negative returns: {document['data']['clipped_negative_values']} weekly values of train.csv "
+        f"({document['data']['clipped_negative_units']} units) are clipped to 0 by the adapter."),
         "",
         "## Files",
         "",

@@ -23,8 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from benchmarks.visuelle.adapter import GTRENDS_ATTRIBUTES, TARGET, product_gtrends
 from features.analogs import day_numbers
-from training.visuelle.adapter import GTRENDS_ATTRIBUTES, TARGET, product_gtrends
 
 ATTRIBUTE_CATEGORICALS = ("color", "fabric", "extra", "season_type")
 ENCODED = ("category", "color", "fabric", "extra", ("category", "color"), ("category", "fabric"))

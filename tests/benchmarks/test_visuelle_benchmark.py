@@ -16,13 +16,15 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from training.visuelle import features as vf
-from training.visuelle import protocol
-from training.visuelle.adapter import CURVE_COLUMNS, SCALE, load_gtrends, load_visuelle
+from benchmarks.visuelle import features as vf
+from benchmarks.visuelle import protocol
+from benchmarks.visuelle.adapter import CURVE_COLUMNS, SCALE, load_gtrends, load_visuelle
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_DATA = Path(os.environ.get("VISUELLE_DIR", REPO.parent / "shared" / "benchmarks" / "visuelle"))
 REPORT_DIR = REPO / "docs" / "benchmarks"
+# The benchmark is not part of the installed product: it runs as a module from the repository root.
+COMMAND = [sys.executable, "-m", "benchmarks.visuelle"]
 
 CATEGORIES = ["culottes", "long sleeve", "doll dress", "long coat"]
 COLORS = ["red", "blue", "black", "white"]
@@ -111,8 +113,8 @@ def fake_visuelle(tmp_path_factory) -> Path:
 
 # ---------------------------------------------------------------- the pipeline end to end
 def test_benchmark_end_to_end_on_a_small_fixture(fake_visuelle: Path, tmp_path: Path, monkeypatch) -> None:
-    from training.visuelle import benchmark
-    from training.visuelle.benchmark import BASE, run_benchmark
+    from benchmarks.visuelle import benchmark
+    from benchmarks.visuelle.benchmark import BASE, run_benchmark
 
     monkeypatch.setattr(benchmark, "MIN_PICTURE_HISTORY", 30)  # the fixture has 48 with a picture
 
@@ -178,14 +180,20 @@ def test_the_command_names_a_missing_data_file_in_one_line(tmp_path: Path) -> No
     empty = tmp_path / "not-visuelle"
     empty.mkdir()
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("trialcast")), "benchmark", "visuelle",
-         "--data", str(empty), "--out", str(tmp_path / "out"), "--home", str(tmp_path / "home")],
-        capture_output=True, text=True, timeout=600, check=False,
+        [*COMMAND, "--data", str(empty), "--out", str(tmp_path / "out"), "--home", str(tmp_path / "home")],
+        cwd=REPO, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"error: [Errno 2] No such file or directory: '{empty / 'train.csv'}'" in done.stderr.splitlines()
     assert not (tmp_path / "out").exists()
+
+
+def test_a_bad_command_line_ends_in_one_error_line() -> None:
+    """Missing --data: the same one `error:` line and exit status 2 as any other user error."""
+    done = subprocess.run(COMMAND, cwd=REPO, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines() == ["error: the following arguments are required: --data"]
 
 
 # ---------------------------------------------------------------- honest features
@@ -247,7 +255,7 @@ def test_season_tail_folds_are_shaped_like_the_test(fake_visuelle: Path) -> None
 
 
 def test_curve_from_total_keeps_the_six_week_total() -> None:
-    from training.visuelle.model import curve_from_total
+    from benchmarks.visuelle.model import curve_from_total
 
     shares = np.tile(np.linspace(1, 2, 12), (3, 1))
     shares /= shares.sum(axis=1, keepdims=True)
@@ -296,14 +304,13 @@ def _numbers(document: dict) -> dict:
 
 @needs_real_data
 def test_benchmark_command_reproduces_the_committed_report(tmp_path: Path) -> None:
-    """`trialcast benchmark visuelle` from scratch (empty embedding cache) writes the committed numbers
-    and forecasts: the report in docs/benchmarks is what this code computes."""
+    """`python -m benchmarks.visuelle` from scratch (empty embedding cache) writes the committed
+    numbers and forecasts: the report in docs/benchmarks is what this code computes."""
     out, home = tmp_path / "out", tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRIALCAST_")}
     done = subprocess.run(
-        [str(Path(sys.executable).with_name("trialcast")), "benchmark", "visuelle",
-         "--data", str(REAL_DATA), "--out", str(out), "--home", str(home)],
-        env=env, capture_output=True, text=True, timeout=3000, check=False,
+        [*COMMAND, "--data", str(REAL_DATA), "--out", str(out), "--home", str(home)],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=3000, check=False,
     )  # fmt: skip
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     committed = json.loads((REPORT_DIR / "visuelle.json").read_text())

@@ -1,4 +1,4 @@
-"""The VISUELLE benchmark, end to end: ``trialcast benchmark visuelle --data DIR --out DIR``.
+"""The VISUELLE benchmark, end to end: ``python -m benchmarks.visuelle --data DIR --out DIR``.
 
 1. Read train.csv / test.csv into the catalogue contract and embed pictures and copy through the
    embedding cache (``home``; never inside the repository).
@@ -31,12 +31,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.cache import EmbeddingCache
-from features.config import Settings
-from features.embed import Embeddings, embed_frame
-from training.visuelle import protocol
-from training.visuelle.adapter import TARGET, load_gtrends, load_validated_visuelle
-from training.visuelle.model import (
+from benchmarks.visuelle import protocol
+from benchmarks.visuelle.adapter import TARGET, load_gtrends, load_validated_visuelle
+from benchmarks.visuelle.model import (
     GROUPS,
     NO_PICTURE_GROUPS,
     Forecast,
@@ -46,6 +43,10 @@ from training.visuelle.model import (
     settings_for,
     without_pictures,
 )
+from features.cache import EmbeddingCache
+from features.config import Settings
+from features.embed import Embeddings, embed_frame
+from features.metrics import interval_coverage
 
 GOAL = {"wape6_gain_vs_knn": 5.0, "max_abs_bias6": 0.10, "screen_p25": 0.48}
 BASE = ModelConfig()  # log-L2 + Tweedie blend, share-model curve, every group but the picture
@@ -340,7 +341,7 @@ def run_benchmark(
 
     knn = test_baselines["attribute kNN (k=11)"]
     total = y_test[:, :6].sum(axis=1)
-    coverage = float(np.mean((total >= forecast.total["p10"]) & (total <= forecast.total["p90"])))
+    coverage = interval_coverage(total, forecast.total["p10"], forecast.total["p90"])["coverage"]
     goal = {
         "wape6_target": knn["wape6"] - GOAL["wape6_gain_vs_knn"],
         "wape6": metrics["wape6"],
@@ -397,7 +398,7 @@ def run_benchmark(
     }
     document = _round(document)
     (out_dir / "visuelle.json").write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    from training.visuelle.report import write_report
+    from benchmarks.visuelle.report import write_report
 
     write_report(document, out_dir, test.frame, y_test, forecast.curve, published)
     echo(f"wrote {out_dir / 'visuelle.md'}, visuelle.json and visuelle_test_forecasts.csv in {timings['total']:.0f}s")

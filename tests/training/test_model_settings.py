@@ -1,0 +1,70 @@
+"""Settings decide the model by construction: the retrain hash and the MLflow params come from one
+group of the settings object, so no setting that shapes a model can be forgotten by a key list."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from features.config import ModelSettings, Settings
+
+
+def _changed(name: str, value: object) -> object:
+    """Another valid value for a setting, whatever its type."""
+    if isinstance(value, bool):
+        return not value
+    if isinstance(value, int):
+        return value + 1
+    if isinstance(value, float):
+        return value / 2 if name != "default_markup" else value + 0.5
+    return f"{value}-other"
+
+
+MODEL_FIELDS = sorted(ModelSettings.model_fields)
+
+
+@pytest.mark.parametrize("name", MODEL_FIELDS)
+def test_changing_any_model_shaping_setting_changes_the_hash_and_the_logged_params(name: str) -> None:
+    default = Settings()
+    changed = Settings(**{name: _changed(name, getattr(default, name))})
+    assert changed.model_hash() != default.model_hash()
+    assert changed.model_settings()[name] != default.model_settings()[name]
+    assert set(changed.model_settings()) == set(MODEL_FIELDS)
+
+
+def test_the_group_holds_what_shapes_a_model_and_nothing_that_only_changes_speed_or_the_answer() -> None:
+    for name in ("projection_components", "analog_k", "image_encoder", "mask_share", "gate_threshold"):
+        assert name in MODEL_FIELDS
+    for name in ("threads", "batch_size", "home", "launch_cost", "analog_show", "ood_similarity"):
+        assert name not in MODEL_FIELDS
+    assert Settings(threads=1, launch_cost=1.0, analog_show=2).model_hash() == Settings().model_hash()
+
+
+def test_model_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRIALCAST_PROJECTION_COMPONENTS", "64")
+    assert Settings().projection_components == 64
+    assert Settings().model_hash() != Settings(projection_components=128).model_hash()
+
+
+class _WouldTrain(Exception):
+    pass
+
+
+@pytest.mark.parametrize("name", MODEL_FIELDS)
+def test_retrain_after_changing_any_model_setting_trains_again(name: str, trained: dict, monkeypatch) -> None:
+    """On the trained sample home, `retrain` of the same snapshot is a no-op with the same settings
+    and goes on to embed and train with any model-shaping setting changed (stopped right there)."""
+    from training import jobs
+
+    def stop(*_args, **_kwargs):
+        raise _WouldTrain
+
+    monkeypatch.setattr(jobs, "embed_catalogue", stop)
+    settings: Settings = trained["settings"]
+    catalogue = Path(trained["sample"]) / "catalogue.parquet"
+    same = jobs.run_train(catalogue, settings, retrain=True, progress=False, echo=lambda *_: None)
+    assert same["noop"] is True
+    changed = settings.model_copy(update={name: _changed(name, getattr(settings, name))})
+    with pytest.raises(_WouldTrain):
+        jobs.run_train(catalogue, changed, retrain=True, progress=False, echo=lambda *_: None)
