@@ -32,7 +32,7 @@ from features.analogs import AnalogIndex, Neighbours, analog_curve, analog_featu
 from features.catalogue import Catalogue
 from features.config import Settings
 from features.embed import Embeddings
-from features.files import plain_fields, read_json, write_json
+from features.files import plain_fields, read_json, read_table, write_json, write_table
 from features.linear import Reducer
 from features.projection import TimeHonestRidge
 from features.schema import Completion, flag
@@ -217,7 +217,7 @@ class FeaturePipeline:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "pipeline.json", plain_fields(self, _STORED_APART))
         np.savez_compressed(folder / "index.npz", **self.index.to_arrays())
-        self.history.to_parquet(folder / "history.parquet", index=False)
+        write_table(folder / "history.parquet", self.history)
         self.projection.save(folder)
 
     @classmethod
@@ -225,7 +225,7 @@ class FeaturePipeline:
         with np.load(folder / "index.npz", allow_pickle=False) as arrays:
             index = AnalogIndex.from_arrays(dict(arrays))
         return cls(**read_json(folder / "pipeline.json"), index=index,
-                   history=pd.read_parquet(folder / "history.parquet"),
+                   history=read_table(folder / "history.parquet"),
                    projection=TimeHonestRidge.load(folder))
 
     def neighbours(self, frame: pd.DataFrame, embeddings: Embeddings, k: int) -> Neighbours:

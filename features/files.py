@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
 
 
 def _plain(value: Any) -> Any:
@@ -42,3 +44,19 @@ def plain_fields(obj: Any, stored_apart: tuple[str, ...]) -> dict[str, Any]:
         out[f.name] = value
     return out
 
+
+def write_table(path: Path, frame: pd.DataFrame) -> None:
+    frame.to_parquet(path, index=False)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A table ``write_table`` wrote, with its dates in their own unit again (Parquet has no
+    second-resolution timestamps: ``datetime64[s]`` comes back as ``[ms]`` unless restored)."""
+    table = pq.read_table(path)
+    frame = table.to_pandas()
+    columns = json.loads((table.schema.metadata or {}).get(b"pandas", b"{}")).get("columns", [])
+    for column in columns:
+        name, kind = column.get("name"), str(column.get("numpy_type"))
+        if name in frame and kind.startswith("datetime64") and str(frame[name].dtype) != kind:
+            frame[name] = frame[name].astype(kind)
+    return frame

@@ -39,7 +39,7 @@ from features.cache import EmbeddingCache
 from features.config import Settings, tracking_uri
 from features.embed import Embeddings, embed_frame
 from features.encoders import get_encoder
-from features.files import read_json, write_json
+from features.files import read_json, read_table, write_json, write_table
 from features.forecast import QuantileBoosters
 
 FORMAT = "trialcast-model"
@@ -128,7 +128,7 @@ class Model:
         self.forecaster.save(folder / "forecaster")
         thumbs = pd.DataFrame({"sku_id": list(self.thumbnails), "jpeg": list(self.thumbnails.values())},
                               columns=["sku_id", "jpeg"])
-        thumbs.to_parquet(folder / "thumbnails.parquet", index=False)
+        write_table(folder / "thumbnails.parquet", thumbs)
         write_json(folder / "format.json", {
             "format": FORMAT, "format_version": FORMAT_VERSION, "written_by": _written_by(),
             "encoders": {"image": {"name": self.image_encoder, "id": self.pipeline.picture_encoder},
@@ -144,7 +144,7 @@ class Model:
         try:
             pipeline = FeaturePipeline.load(folder / "pipeline")
             forecaster = QuantileBoosters.load(folder / "forecaster")
-            thumbs = pd.read_parquet(folder / "thumbnails.parquet")
+            thumbs = read_table(folder / "thumbnails.parquet")
         except FileNotFoundError as error:
             raise ModelFormatError(f"the model in {folder} is incomplete ({Path(error.filename).name} is missing); "
                                    f"retrain it: `{RETRAIN}`") from None

@@ -73,18 +73,20 @@ def test_early_stopped_boosters_round_trip_too(fitted: dict, tmp_path: Path) -> 
 
 
 def test_pipeline_fields_are_saved_generically(fitted: dict, tmp_path: Path) -> None:
-    """A field added to the pipeline later (e.g. per-category markups) is saved and read back
-    without touching the writer."""
+    """A field added to the pipeline later (here: per-category launch costs) is saved and read back
+    without touching the writer, as the per-category markups were."""
 
     @dataclass
-    class WithMarkups(FeaturePipeline):
-        markups: dict[str, float] = field(default_factory=dict)
+    class WithLaunchCosts(FeaturePipeline):
+        launch_costs: dict[str, float] = field(default_factory=dict)
 
     pipeline = fitted["model"].pipeline
-    extended = WithMarkups(**{f.name: getattr(pipeline, f.name) for f in fields(pipeline)}, markups={"T恤": 2.4})
+    extended = WithLaunchCosts(**{f.name: getattr(pipeline, f.name) for f in fields(pipeline)},
+                               launch_costs={"T恤": 12000.0})
     extended.save(tmp_path)
-    assert json.loads((tmp_path / "pipeline.json").read_text(encoding="utf-8"))["markups"] == {"T恤": 2.4}
-    assert WithMarkups.load(tmp_path).markups == {"T恤": 2.4}
+    stored = json.loads((tmp_path / "pipeline.json").read_text(encoding="utf-8"))
+    assert stored["launch_costs"] == {"T恤": 12000.0} and stored["markups"] == pipeline.markups
+    assert WithLaunchCosts.load(tmp_path).launch_costs == {"T恤": 12000.0}
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "history.parquet", "index.npz", "pipeline.json", "projection.json", "projection.npz"]
 
