@@ -203,8 +203,7 @@ def _buckets() -> list[tuple[str, object, str | None]]:
     ``caller``, if given). Functions are matched by their code object, as cProfile records them."""
     import lightgbm.basic
 
-    from features import analogs, assemble, cache, encoders, images, projection
-    from training import forecaster
+    from features import analogs, assemble, cache, encoders, forecast, images, projection
 
     return [
         ("picture encoder (EfficientNet-Lite0 forward)", encoders.EfficientNetLite0.encode, None),
@@ -219,7 +218,7 @@ def _buckets() -> list[tuple[str, object, str | None]]:
         ("  of which: similarity matrix products", analogs.AnalogIndex.similarity, None),
         ("curve (4th search + weighting)", assemble.FeaturePipeline.curve, None),
         ("similar SKUs shown (5th search + rows)", assemble.FeaturePipeline.similar, None),
-        ("LightGBM, 3 boosters (incl. pandas input)", forecaster.Forecaster.predict, None),
+        ("LightGBM, 3 boosters (incl. pandas input)", forecast.QuantileBoosters.predict, None),
         ("  of which: LightGBM's pandas conversion", lightgbm.basic._data_from_pandas, None),
     ]
 

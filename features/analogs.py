@@ -35,6 +35,12 @@ def _clean(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(present[:, None], vectors, 0.0).astype(np.float64), present
 
 
+def _compact(vectors: np.ndarray) -> np.ndarray:
+    """Float32 when that holds the very same numbers (encoders give float32): half the file."""
+    small = vectors.astype(np.float32)
+    return small if np.array_equal(small.astype(vectors.dtype), vectors) else vectors
+
+
 @dataclass
 class Neighbours:
     index: np.ndarray  # (n, k) row numbers into the history, -1 where fewer than k exist
@@ -70,6 +76,31 @@ class AnalogIndex:
 
     def __len__(self) -> int:
         return len(self.sku_ids)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """The index as plain arrays (what a saved model stores); ``from_arrays`` rebuilds it."""
+        arrays = {"sku_ids": self.sku_ids, "days": self.days, "sales": self.sales,
+                  "picture": _compact(self.picture), "copy": _compact(self.copy), "has_picture": self.has_picture,
+                  "picture_weight": np.float64(self.picture_weight), "gap_days": np.int64(self.gap_days)}
+        optional = {"curve_shares": self.curve_shares, "log_price": self.log_price}
+        return arrays | {name: value for name, value in optional.items() if value is not None}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> AnalogIndex:
+        """The index ``to_arrays`` wrote, bit for bit (vectors are not cleaned again)."""
+        index = cls.__new__(cls)
+        index.sku_ids = arrays["sku_ids"].astype(str)
+        index.days = arrays["days"].astype(np.int64)
+        index.sales = arrays["sales"].astype(np.float64)
+        index.log_sales = np.log1p(np.clip(index.sales, 0, None))
+        index.picture = arrays["picture"].astype(np.float64)
+        index.copy = arrays["copy"].astype(np.float64)
+        index.has_picture = arrays["has_picture"].astype(bool)
+        index.curve_shares = arrays.get("curve_shares")
+        index.log_price = arrays.get("log_price")
+        index.picture_weight = float(arrays["picture_weight"])
+        index.gap_days = int(arrays["gap_days"])
+        return index
 
     def similarity(self, picture: np.ndarray, copy: np.ndarray, kind: str = "joint") -> np.ndarray:
         """Cosine similarity of query rows to every past SKU; joint falls back to copy without pictures."""

@@ -2,21 +2,38 @@
 
 Training fits a ``FeaturePipeline`` on history and calls ``transform`` on it; serving loads the same
 fitted object from the model and calls the same ``transform`` on new SKUs. There is no other path.
+
+A fitted pipeline is saved as plain files in one folder (``save`` / ``load``; no pickles):
+
+- ``pipeline.json``: every field of ``FeaturePipeline`` that JSON can hold (encoder ids, target,
+  curve columns, category vocabularies, component counts, k, floor, feature names, and any field
+  added later), written generically.
+- ``index.npz``: the analog index (``AnalogIndex.to_arrays``): ``sku_ids``, ``days`` (launch day
+  numbers since 1970-01-01), ``sales``, ``picture`` / ``copy`` (unit vectors, zero rows where
+  missing; float32 when that is exact), ``has_picture``, optional ``curve_shares`` and
+  ``log_price``, and the scalars ``picture_weight`` and ``gap_days``.
+- ``history.parquet``: sku_id, title, category, launch_date and the target of every past SKU
+  (what is shown beside an analog).
+- ``projection.json`` + ``projection.npz``: the time-honest ridge read-out (origins, alpha,
+  fallback, settings; the snapshots' coefficients and intercepts; the PCA reducers' means and
+  components), see ``TimeHonestRidge.save``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
 
 from features.analogs import AnalogIndex, Neighbours, analog_curve, analog_features
 from features.catalogue import Catalogue
 from features.config import Settings
 from features.embed import Embeddings
+from features.files import plain_fields, read_json, read_table, write_json, write_table
+from features.linear import Reducer
 from features.novelty import picture_category_vote
 from features.projection import TimeHonestRidge
 from features.schema import Completion, flag
@@ -24,9 +41,10 @@ from features.schema import Completion, flag
 CATEGORICAL = ("category", "channel")
 # The projection's forecast of log1p(launch sales): the forecaster boosts from it.
 BASE_MARGIN = "embedding_log_sales"
+_STORED_APART = ("index", "history", "projection")  # saved in files of their own, not pipeline.json
 
 
-def _reduce(pca: PCA | None, vectors: np.ndarray, prefix: str, n: int) -> pd.DataFrame:
+def _reduce(pca: Reducer | None, vectors: np.ndarray, prefix: str, n: int) -> pd.DataFrame:
     out = np.full((len(vectors), n), np.nan)
     if pca is not None:
         present = ~np.isnan(vectors).any(axis=1)
@@ -208,6 +226,22 @@ class FeaturePipeline:
         if self.feature_names:
             features = features.reindex(columns=self.feature_names)
         return features
+
+    def save(self, folder: Path) -> None:
+        """Write the fitted pipeline as the files listed in the module docstring."""
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "pipeline.json", plain_fields(self, _STORED_APART))
+        np.savez_compressed(folder / "index.npz", **self.index.to_arrays())
+        write_table(folder / "history.parquet", self.history)
+        self.projection.save(folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> FeaturePipeline:
+        with np.load(folder / "index.npz", allow_pickle=False) as arrays:
+            index = AnalogIndex.from_arrays(dict(arrays))
+        return cls(**read_json(folder / "pipeline.json"), index=index,
+                   history=read_table(folder / "history.parquet"),
+                   projection=TimeHonestRidge.load(folder))
 
     def neighbours(self, frame: pd.DataFrame, embeddings: Embeddings, k: int) -> Neighbours:
         return self.index.search(embeddings.picture, embeddings.copy, Completion.dates(frame)["launch_date"], k)

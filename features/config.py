@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -124,3 +125,9 @@ class Settings(ModelSettings, BaseSettings):
 def get_settings() -> Settings:
     """Settings from the environment, read once per process."""
     return Settings()
+
+
+def tracking_uri(settings: Settings) -> str:
+    """The MLflow store both training and serving talk to: ``MLFLOW_TRACKING_URI`` (a server, or
+    the run started by ``mlflow run``) wins over the settings' (SQLite under home by default)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or settings.mlflow_uri

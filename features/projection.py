@@ -15,28 +15,32 @@ snapshot fitted on all history, so training and serving read the same function.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import PCA
-from sklearn.linear_model import Ridge, RidgeCV
+from sklearn.linear_model import RidgeCV
 
 from features.analogs import day_numbers
+from features.files import plain_fields, read_json, write_json
+from features.linear import LinearModel, Reducer
 
 ALPHAS = (0.03, 0.1, 0.3, 1.0, 3.0)
+_REDUCERS = ("picture", "copy")
+_ARRAY_FIELDS = ("models", "picture_reducer", "copy_reducer")  # in projection.npz, not the JSON
 
 
-def _fit_reducer(vectors: np.ndarray, components: int) -> PCA | None:
+def _fit_reducer(vectors: np.ndarray, components: int) -> Reducer | None:
     present = vectors[~np.isnan(vectors).any(axis=1)]
     n = min(components, len(present) - 1, vectors.shape[1])
-    return PCA(n_components=n, random_state=0).fit(present.astype(np.float64)) if n >= 1 else None
+    return Reducer.fit(present.astype(np.float64), n) if n >= 1 else None
 
 
-def _reduce(reducer: PCA | None, vectors: np.ndarray) -> np.ndarray:
+def _reduce(reducer: Reducer | None, vectors: np.ndarray) -> np.ndarray:
     """PCA scores; rows without a vector (no picture) stay NaN."""
     if reducer is None:
         return np.full((len(vectors), 1), np.nan)
-    out = np.full((len(vectors), reducer.n_components_), np.nan)
+    out = np.full((len(vectors), reducer.n_components), np.nan)
     present = ~np.isnan(vectors).any(axis=1)
     if present.any():
         out[present] = reducer.transform(vectors[present].astype(np.float64))
@@ -79,11 +83,11 @@ class TimeHonestRidge:
     components: int = 128
     min_rows: int = 100
     origins: list[int] = field(default_factory=list)  # day numbers
-    models: list[Ridge] = field(default_factory=list)
+    models: list[LinearModel] = field(default_factory=list)
     alpha: float = 1.0
     fallback: float = 0.0  # mean log sales, for rows older than the first origin
-    picture_reducer: PCA | None = None
-    copy_reducer: PCA | None = None
+    picture_reducer: Reducer | None = None
+    copy_reducer: Reducer | None = None
 
     def design(self, frame: pd.DataFrame, picture: np.ndarray, copy: np.ndarray) -> np.ndarray:
         return design(frame, _reduce(self.picture_reducer, picture), _reduce(self.copy_reducer, copy), self.categories)
@@ -103,7 +107,7 @@ class TimeHonestRidge:
         # snapshot is then a plain ridge solve, which is what keeps ~30 refits cheap.
         self.alpha = float(RidgeCV(alphas=ALPHAS).fit(X, log_sales).alpha_)
         self.origins = origins
-        self.models = [Ridge(alpha=self.alpha, solver="cholesky").fit(X[seen], log_sales[seen])
+        self.models = [LinearModel.fit_ridge(X[seen], log_sales[seen], self.alpha)
                        for seen in (days <= o - self.gap_days for o in origins)]
         return self
 
@@ -119,3 +123,25 @@ class TimeHonestRidge:
             rows = which == snapshot
             out[rows] = self.models[snapshot].predict(X[rows])
         return out
+
+    def save(self, folder: Path) -> None:
+        """``projection.json``: every field but the arrays; ``projection.npz``: ``coef`` (one row per
+        snapshot, in origin order), ``intercept`` and, per reducer, ``<picture|copy>_mean`` and
+        ``<picture|copy>_components`` (absent when that embedding had too few rows for a PCA)."""
+        arrays = {"coef": np.stack([m.coef for m in self.models]) if self.models else np.zeros((0, 0)),
+                  "intercept": np.array([m.intercept for m in self.models], dtype=np.float64)}
+        for name in _REDUCERS:
+            reducer = getattr(self, f"{name}_reducer")
+            if reducer is not None:
+                arrays |= {f"{name}_mean": reducer.mean, f"{name}_components": reducer.components}
+        np.savez(folder / "projection.npz", **arrays)
+        write_json(folder / "projection.json", plain_fields(self, _ARRAY_FIELDS))
+
+    @classmethod
+    def load(cls, folder: Path) -> TimeHonestRidge:
+        plain = read_json(folder / "projection.json")
+        with np.load(folder / "projection.npz", allow_pickle=False) as arrays:
+            models = [LinearModel(coef.copy(), float(b)) for coef, b in zip(arrays["coef"], arrays["intercept"])]
+            reducers = {f"{name}_reducer": Reducer(arrays[f"{name}_mean"], arrays[f"{name}_components"])
+                        if f"{name}_mean" in arrays else None for name in _REDUCERS}
+        return cls(**plain, models=models, **reducers)

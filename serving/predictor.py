@@ -1,7 +1,7 @@
 """From raw SKU records (web form, JSON batch, candidates file) to answers, one row in, one row out.
 
 Every record is checked with the one SKU schema (``features.schema``); a bad record gets its
-field errors and never stops the others. Good records go through the model bundle's feature path
+field errors and never stops the others. Good records go through the model's feature path
 (the same one training used) and the decision rule.
 """
 
@@ -14,9 +14,10 @@ from typing import Any
 import pandas as pd
 
 from features.config import Settings
+from features.decision import DecisionRule, Evidence, decide
 from features.images import ImageError, decode_image
+from features.model import Model
 from features.schema import Sku, validate
-from features.decision import DecisionRule, decide
 
 
 @dataclass
@@ -62,10 +63,10 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
 
 
 class Predictor:
-    """A loaded model bundle plus the decision rule; answers lists of records."""
+    """A loaded model plus the decision rule; answers lists of records."""
 
-    def __init__(self, bundle, settings: Settings, version: str | None = None):
-        self.bundle = bundle
+    def __init__(self, bundle: Model, settings: Settings, version: str | None = None):
+        self.bundle = bundle  # the champion (a ``features.model.Model``)
         self.settings = settings
         self.version = version
         self.rule = decision_rule(settings)
@@ -90,6 +91,29 @@ class Predictor:
             "categories": self.categories,
         }
 
+    def _answer(self, row: dict[str, Any], forecast: dict[str, Any]) -> dict[str, Any]:
+        """One SKU's answer: the band, the decision on the very inputs the model used, and why."""
+        used, novelty = forecast["inputs"], forecast["novelty"]
+        evidence = Evidence(**{k: novelty[k] for k in ("joint", "picture", "copy", "picture_floor", "copy_floor",
+                                                      "category", "picture_category", "category_agrees")})
+        decision = decide(forecast["p10"], forecast["p50"], forecast["p90"], novelty["joint"], row["cost_price"],
+                          used["list_price"], self.rule, evidence=evidence, assumed=tuple(used["assumed"]),
+                          list_price_assumed="list_price" in used["assumed"])
+        facts = self.model_facts()
+        return {
+            "sku_id": row["sku_id"],
+            "ok": True,
+            "forecast": {"p10": round(forecast["p10"], 1), "p50": round(forecast["p50"], 1),
+                         "p90": round(forecast["p90"], 1), "unit": "units in the first 7 days",
+                         "curve": forecast["curve"]},
+            "decision": decision.as_dict(),
+            "assumed": {name: used[name] for name in used["assumed"]},
+            "novelty": novelty,
+            "why": forecast["why"],
+            "analogs": forecast["analogs"],
+            "model": {"version": self.version, "gate_metric": facts["gate_metric"], "gate_value": facts["gate_value"]},
+        }
+
     def predict(self, records: list[dict[str, Any]], images: list[bytes | None], *,
                 image_required: bool = True) -> list[dict[str, Any]]:
         """One answer per record, in order: a forecast and decision, or the record's field errors."""
@@ -110,22 +134,5 @@ class Predictor:
             frame["image_path"] = None
             forecasts = self.bundle.forecast(frame, self.settings, images=good_images, show=self.settings.analog_show)
             for i, row, forecast in zip(good, clean_rows, forecasts):
-                decision = decide(forecast["p10"], forecast["p50"], forecast["p90"], forecast["top_similarity"],
-                                  row["cost_price"], None if math.isnan(row["list_price"]) else row["list_price"],
-                                  self.rule)
-                answers[i] = {
-                    "sku_id": row["sku_id"],
-                    "ok": True,
-                    "forecast": {
-                        "p10": round(forecast["p10"], 1),
-                        "p50": round(forecast["p50"], 1),
-                        "p90": round(forecast["p90"], 1),
-                        "unit": "units in the first 7 days",
-                        "curve": forecast["curve"],
-                    },
-                    "decision": decision.as_dict(),
-                    "analogs": forecast["analogs"],
-                    "model": {"version": self.version, "gate_metric": self.model_facts()["gate_metric"],
-                              "gate_value": self.model_facts()["gate_value"]},
-                }
+                answers[i] = self._answer(row, forecast)
         return answers  # type: ignore[return-value]

@@ -37,8 +37,9 @@ def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
 def _warm_up(predictor: Any) -> str | None:
     """One throw-away forecast before the service reports ready. The encoders' first call is several
     times slower than the next ones (lazy kernels and buffers), and no client should pay for that; and
-    a champion that cannot forecast at all (e.g. pickled by an incompatible version of the code) must
-    make the service not ready with the reason, not answer 500 to every request. Returns that reason."""
+    a champion that cannot forecast at all (a model in another format is refused before this, when it
+    is loaded) must make the service not ready with the reason, not answer 500 to every request.
+    Returns that reason."""
     import io
     import logging
 

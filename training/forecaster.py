@@ -2,21 +2,28 @@
 
 Three point losses are compared on an out-of-time calibration fold (``LOSSES``); the same fold
 sets a total-bias correction (WAPE-optimal models under-forecast totals) and the conformal widening
-of the quantile band, so P10-P90 covers ~80% of launches it has not seen.
+of the quantile band, so P10-P90 covers ~80% of launches it has not seen. The prediction half
+(and the saved form) is ``features.forecast.QuantileBoosters``: this module only fits it.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from features.assemble import BASE_MARGIN
+from features.forecast import (
+    INTERVAL,
+    NOVELTY,
+    NOVELTY_BINS,
+    QuantileBoosters,
+    base_margin,
+    novelty_bin,
+)
 
 LOSSES = ("log_l2", "log_l1", "tweedie")
-INTERVAL = 0.8  # P10-P90
 
 BASE_PARAMS = {
     "learning_rate": 0.03,
@@ -45,19 +52,9 @@ def _target(loss: str, y: np.ndarray) -> np.ndarray:
     return y if loss == "tweedie" else np.log1p(y)
 
 
-def _inverse(loss: str, raw: np.ndarray) -> np.ndarray:
-    """Booster output (raw score incl. base margin) back to units."""
-    return np.exp(raw) if loss == "tweedie" else np.expm1(raw)
-
-
-def base_margin(loss: str, X: pd.DataFrame) -> np.ndarray:
-    """Where boosting starts: the embedding read-out's log-sales forecast (0 when absent).
-
-    Tweedie's log link models log(units) rather than log(1 + units); the shift is small."""
-    if BASE_MARGIN not in X:
-        return np.zeros(len(X))
-    m = X[BASE_MARGIN].to_numpy(dtype=float)
-    return np.log(np.clip(np.expm1(m), 0.1, None)) if loss == "tweedie" else m
+def _conformal(scores: np.ndarray) -> float:
+    level = min(1.0, INTERVAL * (1 + 1 / len(scores)))
+    return float(np.quantile(scores, level))
 
 
 def _train(params: dict, X: pd.DataFrame, y: np.ndarray, init: np.ndarray, rounds: int, valid=None) -> lgb.Booster:
@@ -71,13 +68,10 @@ def _train(params: dict, X: pd.DataFrame, y: np.ndarray, init: np.ndarray, round
 
 
 @dataclass
-class Forecaster:
-    loss: str
+class Forecaster(QuantileBoosters):
+    """``QuantileBoosters`` that can fit themselves: ``calibrate`` then ``refit``."""
+
     threads: int = 2
-    rounds: dict[str, int] = field(default_factory=dict)  # boosting rounds per model, set on calibration
-    scale: float = 1.0  # total-bias correction
-    widen: float = 0.0  # conformal widening of the log-space band
-    boosters: dict[str, lgb.Booster] = field(default_factory=dict)
 
     def _params(self, name: str) -> dict:
         params = {**BASE_PARAMS, "num_threads": self.threads}
@@ -98,11 +92,19 @@ class Forecaster:
         self.rounds = {name: max(1, b.best_iteration or b.current_iteration()) for name, b in self.boosters.items()}
         raw = self._raw(X_cal)
         self.scale = float(np.clip(y_cal.sum() / max(raw["point"].sum(), 1e-9), 0.5, 2.0))
-        # Conformalised quantile regression: widen the band by the score quantile on held-out launches.
+        # Conformalised quantile regression: widen the band by the score quantile on held-out launches,
+        # overall and per fifth of novelty (Mondrian): the least familiar SKUs get a wider band.
         lo, hi = raw["lower"], raw["upper"]
         scores = np.maximum(np.log1p(lo) - np.log1p(y_cal), np.log1p(y_cal) - np.log1p(hi))
-        level = min(1.0, INTERVAL * (1 + 1 / len(scores)))
-        self.widen = float(np.quantile(scores, level))
+        self.widen = _conformal(scores)
+        self.widen_edges, self.widen_bins = [], []
+        if NOVELTY in X_cal and len(scores) >= 10 * NOVELTY_BINS:
+            similarity = X_cal[NOVELTY].to_numpy(dtype=float)
+            edges = np.nanquantile(similarity, np.linspace(0, 1, NOVELTY_BINS + 1)[1:-1]).tolist()
+            which = novelty_bin(similarity, edges)
+            self.widen_edges = [float(e) for e in edges]
+            self.widen_bins = [_conformal(scores[which == b]) if (which == b).sum() >= 10 else self.widen
+                               for b in range(NOVELTY_BINS)]
         return self
 
     def refit(self, X: pd.DataFrame, y: np.ndarray) -> Forecaster:
@@ -113,26 +115,3 @@ class Forecaster:
             loss = self.loss if name == "point" else "log_l2"
             self.boosters[name] = _train(self._params(name), X, _target(loss, y), base_margin(loss, X), max(1, int(r * grow)))
         return self
-
-    def _raw(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
-        """Each booster's forecast in units, before bias scale and conformal widening."""
-        out = {}
-        for name, b in self.boosters.items():
-            loss = self.loss if name == "point" else "log_l2"
-            score = b.predict(X, num_iteration=self.rounds.get(name) if b.best_iteration else None, raw_score=True)
-            out[name] = np.clip(_inverse(loss, score + base_margin(loss, X)), 0, None)
-        return out
-
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        raw = self._raw(X)
-        p50 = raw["point"] * self.scale
-        p10 = np.expm1(np.log1p(raw["lower"]) - self.widen).clip(min=0)
-        p90 = np.expm1(np.log1p(raw["upper"]) + self.widen).clip(min=0)
-        # Keep the three ordered whatever the separate models say.
-        p10 = np.minimum(p10, p50)
-        p90 = np.maximum(p90, p50)
-        return pd.DataFrame({"p10": p10, "p50": p50, "p90": p90})
-
-    def importance(self) -> pd.Series:
-        b = self.boosters["point"]
-        return pd.Series(b.feature_importance("gain"), index=b.feature_name()).sort_values(ascending=False)

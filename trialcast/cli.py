@@ -144,7 +144,7 @@ def score(
     settings = _settings()
     predictor, message = load_champion(settings)
     if predictor is None:
-        typer.echo(message, err=True)
+        typer.echo(f"error: {message}", err=True)
         raise typer.Exit(2)
     _dump(score_file(candidates, out, predictor, chunk=chunk))
 

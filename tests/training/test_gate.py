@@ -182,12 +182,12 @@ def test_weak_model_is_registered_as_challenger_with_the_reason(trained: dict, w
 
 
 def test_weak_model_does_not_move_the_champion(trained: dict, weak: dict) -> None:
-    from training.jobs import load_bundle
+    from training.jobs import load_model
 
     settings = trained["settings"]
-    bundle, version = load_bundle(settings)
+    model, version = load_model(settings)
     assert str(version.version) == weak["champion_before"] == str(trained["summary"]["version"])
-    assert bundle.meta["gate"]["passed"]
+    assert model.meta["gate"]["passed"]
 
 
 def test_status_json_reports_champion_gate_and_baselines(trained: dict, weak: dict) -> None:

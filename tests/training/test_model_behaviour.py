@@ -1,5 +1,5 @@
 """Behavioural tests of the trained sample champion (Made-With-ML style): invariances, directional
-expectations and minimum functionality, on its bundle and through the served MLflow pyfunc.
+expectations and minimum functionality, on its model and through the served MLflow pyfunc.
 
 The sample's hidden sales function (features/sample/world.py) has a price elasticity of 0.6, sales
 that do not depend on the channel or the SKU id, and tees that sell more in summer.
@@ -18,9 +18,9 @@ from features.catalogue import load_catalogue
 
 @pytest.fixture(scope="module")
 def champion(trained: dict):
-    from training.jobs import load_bundle
+    from training.jobs import load_model
 
-    return load_bundle(trained["settings"])[0]
+    return load_model(trained["settings"])[0]
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +29,8 @@ def candidates(trained: dict) -> pd.DataFrame:
     return load_catalogue(trained["sample"] / "candidates.csv", require_target=False).frame
 
 
-def _p50(bundle, frame: pd.DataFrame, settings) -> np.ndarray:
-    return np.array([r["p50"] for r in bundle.forecast(frame.reset_index(drop=True), settings)])
+def _p50(model, frame: pd.DataFrame, settings) -> np.ndarray:
+    return np.array([r["p50"] for r in model.forecast(frame.reset_index(drop=True), settings)])
 
 
 # ---------------------------------------------------------------- minimum functionality
@@ -122,7 +122,7 @@ def test_analogs_only_come_from_earlier_launches(champion, trained) -> None:
 
     settings = trained["settings"]
     data = load_dataset(trained["sample"] / "catalogue.parquet", settings, progress=False)
-    pipeline = champion.fitted.pipeline
+    pipeline = champion.pipeline
     nb = pipeline.neighbours(data.frame, data.embeddings, pipeline.k)
     launch = day_numbers(data.frame["launch_date"])
     valid = nb.index >= 0
@@ -175,9 +175,9 @@ def test_analog_features_do_not_change_when_later_sales_change(trained) -> None:
 
 
 # ---------------------------------------------------------------- the served model
-def test_served_pyfunc_matches_the_bundle(trained, champion) -> None:
+def test_served_pyfunc_matches_the_model(trained, champion) -> None:
     """``models:/trialcast@champion`` as MLflow serves it, fed picture bytes in a DataFrame,
-    returns the bundle's P50 for the same rows."""
+    returns the model's P50 for the same rows."""
     import mlflow
 
     from training.registry import connect

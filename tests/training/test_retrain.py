@@ -219,16 +219,16 @@ def _kill_while_training(settings: Settings, catalogue: Path) -> tuple[int, list
 def killed(life: dict, v1: dict) -> dict:
     """`trialcast retrain NEW` killed while training, with v1 champion and NEW's launches not yet
     embedded (every later stage embeds them): what was missing, printed and left behind."""
-    from training.jobs import load_bundle
+    from training.jobs import load_model
 
     settings = life["settings"]
     before = _registry(settings)
     missing = _missing_vectors(settings, life["new"])
     returncode, seen = _kill_while_training(settings, life["new"])
-    bundle, version = load_bundle(settings)
+    model, version = load_model(settings)
     return {"registry_before": before, "missing_before": missing, "returncode": returncode, "seen": seen,
             "registry_after": _registry(settings), "champion_version": str(version.version),
-            "champion_fingerprint": bundle.meta["fingerprint"],
+            "champion_fingerprint": model.meta["fingerprint"],
             "missing_after": _missing_vectors(settings, life["new"])}
 
 
@@ -353,9 +353,9 @@ def test_promote_rolls_the_champion_back_and_forth(life: dict, v1: dict, v2: dic
     assert result.exit_code == 0, result.output
     assert _json_out(result.stdout) == {"champion": other, "previous": current}
     assert _registry(settings)["aliases"]["champion"] == other
-    from training.jobs import load_bundle
+    from training.jobs import load_model
 
-    assert str(load_bundle(settings)[1].version) == other
+    assert str(load_model(settings)[1].version) == other
     result = _cli(life, "promote", current)
     assert result.exit_code == 0, result.output
     state = _registry(settings)

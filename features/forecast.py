@@ -1,0 +1,119 @@
+"""The prediction half of the forecaster: three LightGBM boosters -> P10 / P50 / P90 of launch units.
+
+Training (``training.forecaster.Forecaster``) fits and calibrates them; this is what a saved model
+holds and serving runs. Saved as plain files in one folder (``save`` / ``load``):
+
+- ``booster_point.txt``, ``booster_lower.txt``, ``booster_upper.txt``: each booster as LightGBM
+  model text (``Booster.save_model``; exact: doubles are written with 17 significant digits);
+- ``forecaster.json``: ``loss`` (``log_l2`` / ``log_l1`` / ``tweedie``: how the point booster's raw
+  score maps back to units), ``rounds`` (boosting rounds per booster), ``scale`` (the total-bias
+  correction of P50), ``widen`` (the conformal widening of the log-space P10-P90 band) and
+  ``widen_edges`` / ``widen_bins`` (the same widening per fifth of novelty, see ``NOVELTY``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import KW_ONLY, dataclass, field
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from features.assemble import BASE_MARGIN
+from features.files import read_json, write_json
+
+INTERVAL = 0.8  # P10-P90
+BOOSTERS = ("point", "lower", "upper")
+# The band is widened per fifth of this feature (the best joint similarity to an earlier SKU):
+# novel SKUs are where the boosters know least, and one widening for all under-covers them.
+NOVELTY = "joint_top1_similarity"
+NOVELTY_BINS = 5
+
+
+def novelty_bin(similarity: np.ndarray, edges: list[float]) -> np.ndarray:
+    """Which fifth of novelty each row is in (0 = least similar; no similarity counts as least)."""
+    similarity = np.nan_to_num(np.asarray(similarity, dtype=float), nan=-np.inf)
+    return np.searchsorted(np.asarray(edges, dtype=float), similarity, side="right")
+
+
+def _inverse(loss: str, raw: np.ndarray) -> np.ndarray:
+    """Booster output (raw score incl. base margin) back to units."""
+    return np.exp(raw) if loss == "tweedie" else np.expm1(raw)
+
+
+def base_margin(loss: str, X: pd.DataFrame) -> np.ndarray:
+    """Where boosting starts: the embedding read-out's log-sales forecast (0 when absent).
+
+    Tweedie's log link models log(units) rather than log(1 + units); the shift is small."""
+    if BASE_MARGIN not in X:
+        return np.zeros(len(X))
+    m = X[BASE_MARGIN].to_numpy(dtype=float)
+    return np.log(np.clip(np.expm1(m), 0.1, None)) if loss == "tweedie" else m
+
+
+@dataclass
+class QuantileBoosters:
+    """Point, lower and upper boosters with the calibration that turns them into P10/P50/P90."""
+
+    loss: str
+    _: KW_ONLY  # keeps ``Forecaster(loss, threads)`` positional in the training subclass
+    rounds: dict[str, int] = field(default_factory=dict)  # boosting rounds per model, set on calibration
+    scale: float = 1.0  # total-bias correction
+    widen: float = 0.0  # conformal widening of the log-space band
+    widen_edges: list[float] = field(default_factory=list)  # novelty fifths (see NOVELTY)
+    widen_bins: list[float] = field(default_factory=list)  # widening per fifth; empty: ``widen`` for all
+    boosters: dict[str, lgb.Booster] = field(default_factory=dict)
+
+    def _raw(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+        """Each booster's forecast in units, before bias scale and conformal widening.
+
+        A booster fresh from early stopping knows its best round (``best_iteration`` > 0) and is
+        cut there; a refit booster (0), or one read from model text (-1: ``save_model`` writes only
+        the best rounds), uses every tree it holds."""
+        out = {}
+        for name, b in self.boosters.items():
+            loss = self.loss if name == "point" else "log_l2"
+            stop = self.rounds.get(name) if b.best_iteration > 0 else None
+            score = b.predict(X, num_iteration=stop, raw_score=True)
+            out[name] = np.clip(_inverse(loss, score + base_margin(loss, X)), 0, None)
+        return out
+
+    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
+        raw = self._raw(X)
+        p50 = raw["point"] * self.scale
+        widen = self._widen(X)
+        p10 = np.expm1(np.log1p(raw["lower"]) - widen).clip(min=0)
+        p90 = np.expm1(np.log1p(raw["upper"]) + widen).clip(min=0)
+        # Keep the three ordered whatever the separate models say.
+        p10 = np.minimum(p10, p50)
+        p90 = np.maximum(p90, p50)
+        return pd.DataFrame({"p10": p10, "p50": p50, "p90": p90})
+
+    def _widen(self, X: pd.DataFrame) -> np.ndarray:
+        if not self.widen_bins or NOVELTY not in X:
+            return np.full(len(X), self.widen)
+        return np.asarray(self.widen_bins)[novelty_bin(X[NOVELTY].to_numpy(), self.widen_edges)]
+
+    def start_units(self, X: pd.DataFrame, expected: np.ndarray) -> np.ndarray:
+        """The point forecast before any feature moves it: the read-out plus the boosters' mean."""
+        return np.clip(_inverse(self.loss, base_margin(self.loss, X) + expected), 0, None) * self.scale
+
+    def importance(self) -> pd.Series:
+        b = self.boosters["point"]
+        return pd.Series(b.feature_importance("gain"), index=b.feature_name()).sort_values(ascending=False)
+
+    def save(self, folder: Path) -> None:
+        """Write the files listed in the module docstring."""
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, booster in self.boosters.items():
+            booster.save_model(folder / f"booster_{name}.txt")
+        write_json(folder / "forecaster.json", {"loss": self.loss, "rounds": self.rounds, "scale": self.scale,
+                                                "widen": self.widen, "widen_edges": self.widen_edges,
+                                                "widen_bins": self.widen_bins, "boosters": list(self.boosters)})
+
+    @classmethod
+    def load(cls, folder: Path) -> QuantileBoosters:
+        stored = read_json(folder / "forecaster.json")
+        boosters = {name: lgb.Booster(model_file=folder / f"booster_{name}.txt") for name in stored.pop("boosters")}
+        return cls(**stored, boosters=boosters)
