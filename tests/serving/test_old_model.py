@@ -74,6 +74,16 @@ def test_load_champion_says_why_in_one_line(old_home: dict) -> None:
     _one_line_refusal(message, old_home["version"])
 
 
+def test_retraining_over_it_compares_with_its_recorded_number(old_home: dict) -> None:
+    """``trialcast train`` is the fix the refusal names, so it must not trip over the old champion:
+    it falls back to the champion's recorded gate value (the data is never needed for that)."""
+    from training.jobs import _champion_value
+
+    champion, mine, how = _champion_value(old_home["settings"], None, None, "sales_7d", 0.11)
+    assert (champion, mine) == (0.12, 0.11)
+    assert how == f"champion v{old_home['version']}'s recorded holdout value (older model format)"
+
+
 @pytest.mark.parametrize("command", [["evaluate", "catalogue.csv"], ["score", "candidates.csv", "--out", "x.csv"]])
 def test_the_cli_refuses_it_with_one_error_line(old_home: dict, command: list[str], tmp_path: Path) -> None:
     trialcast = str(Path(sys.executable).with_name("trialcast"))
