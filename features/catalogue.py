@@ -159,7 +159,7 @@ def validate_frame(
         return pd.DataFrame(), [Problem(None, column, "required column is missing") for column in missing]
 
     model = LaunchedSku if require_target else Sku
-    context = {"max_text_chars": max_text_chars, "require_cost_price": spec.require_cost_price}
+    context = {"max_text_chars": max_text_chars, "require_cost_price": spec.require_cost_price, "table": True}
     curve = spec.curve_columns(columns) if require_target else []
     targets = [spec.target, *curve] if require_target else []
     rows, problems, row_errors = [], [], []

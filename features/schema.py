@@ -167,6 +167,9 @@ def _text(required: bool, name: bool = False) -> BeforeValidator:
 def _price(required: bool) -> BeforeValidator:
     def check(value: Any, info: ValidationInfo) -> float | None:
         context = info.context or {}
+        if isinstance(value, float) and math.isnan(value) and not context.get("table"):
+            # A NaN cell of a table is an empty cell; a NaN sent in a request is a bad number.
+            raise FieldError(info.field_name or "price", "must be a finite number, got nan")
         needed = required and context.get("require_cost_price", True)
         number = check_price(info.field_name or "price", value, required=needed)
         return None if math.isnan(number) else number
@@ -196,7 +199,8 @@ OptionalDate = Annotated[date | None, _date(False), Field(json_schema_extra={"fo
 class Sku(BaseModel):
     """A candidate SKU: what a merchandiser or planner gives. Absent optional fields: see ``ABSENT``.
 
-    Validation context (all optional): ``max_text_chars``; ``categories`` (the model's known
+    Validation context (all optional): ``table`` (True for rows of a table, where NaN is an empty
+    cell); ``max_text_chars``; ``categories`` (the model's known
     categories: an unknown one is refused rather than silently treated as absent);
     ``require_cost_price`` (False only for benchmark data that has none)."""
 
@@ -214,6 +218,8 @@ class Sku(BaseModel):
     @field_validator("cost_price", mode="before")
     @classmethod
     def _cost_required(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, float) and math.isnan(value) and not (info.context or {}).get("table"):
+            return value  # a bad number, not an absent one: the type's check says so
         if is_blank(value) and (info.context or {}).get("require_cost_price", True):
             raise PydanticCustomError("trialcast", "is missing")
         return value

@@ -129,3 +129,9 @@ def test_every_optional_field_of_the_schema_has_one_stated_meaning() -> None:
     optional = [name for name, f in Sku.model_fields.items() if not f.is_required() and name not in ("sku_id", "cost_price")]
     assert sorted(optional) == sorted(ABSENT), "every optional input needs its meaning in ABSENT"
     assert set(MASKED) <= set(ABSENT)
+
+
+def test_nan_is_an_empty_cell_in_a_table_and_a_bad_number_in_a_request() -> None:
+    assert problems(Sku, {**GOOD, "cost_price": float("nan")}, {"table": True}) == {"cost_price": "is missing"}
+    assert "finite" in problems(Sku, {**GOOD, "cost_price": float("nan")})["cost_price"]
+    assert problems(Sku, {**GOOD, "list_price": float("nan")}, {"table": True}) == {}
