@@ -119,10 +119,11 @@ def _lean(p50: float, p90: float, units: float) -> list[str]:
 
 def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cost_price: float,
            list_price: float | None, rule: DecisionRule, *, evidence: Evidence | None = None,
-           assumed: tuple[str, ...] = (), list_price_assumed: bool | None = None, overridden: bool = False
-           ) -> Decision:
+           assumed: tuple[str, ...] = (), list_price_assumed: bool | None = None, overridden: bool = False,
+           costly: dict[str, float] | None = None) -> Decision:
     """The rule of the module docstring. ``assumed`` names the inputs that were absent;
-    ``overridden`` says a person chose (some of) the analogs (ANALOGS_OVERRIDDEN)."""
+    ``overridden`` says a person chose (some of) the analogs (ANALOGS_OVERRIDDEN); ``costly`` maps
+    absent inputs to the holdout error without them when that error breaks the gate."""
     econ = Economics.of(cost_price, list_price, rule, list_price_assumed)
     units = econ.break_even_units
     evidence = evidence or Evidence(top_similarity)
@@ -137,6 +138,11 @@ def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cos
     if not all(math.isfinite(x) for x in (p10, p50, p90)):  # never let a broken number read as GO
         return answer("REVIEW", ["INVALID_FORECAST"], f"The model gave no usable forecast (P10/P50/P90 = "
                       f"{p10}/{p50}/{p90}): a person should judge this SKU.")
+    if costly:
+        shown = ", ".join(f"{name} ({error:.0%})" for name, error in costly.items())
+        return answer("REVIEW", ["INPUT_NEEDED", *_lean(p50, p90, units)],
+                      f"Without {shown} the model's error on past launches is above the gate: a person decides, "
+                      f"or give it. The forecast of {p50:.0f} units against the break-even of {be} is only a lean.")
     novel = evidence.reasons(rule)
     if novel:
         sim = f"{evidence.joint:.2f}" if _finite(evidence.joint) else "none"

@@ -195,9 +195,10 @@ def _override_of(frame: pd.DataFrame, i: int, analogs: list[dict]) -> dict[str, 
 def _used_inputs(row: pd.Series) -> dict[str, Any]:
     """The values the forecast used for the optional inputs, and which of them were assumed."""
     assumed = {name: bool(row.get(f"{name}_assumed", False)) for name in ("list_price", "category", "launch_date")}
+    assumed["description"] = not str(row.get("description") or "").strip()
     return {"list_price": round(float(row["list_price"]), 2) if np.isfinite(row["list_price"]) else None,
             "category": row["category"], "launch_date": pd.Timestamp(row["launch_date"]).date().isoformat(),
-            "assumed": [name for name, flag in assumed.items() if flag]}
+            "description": "", "assumed": [name for name, flag in assumed.items() if flag]}
 
 
 def _written_by() -> str:

@@ -97,7 +97,16 @@ class Predictor:
             "categories": self.categories,
             "decisions": {k: holdout.get(k) for k in ("go_precision", "go_recall", "review_rate", "base_rate")},
             "novelty_floors": self.bundle.meta.get("novelty"),
+            "absence": self.bundle.meta.get("absence"),
         }
+
+    def _costly(self, assumed: list[str]) -> dict[str, float]:
+        """Absent inputs whose absence broke the gate on the training holdout (README: what absence costs)."""
+        absence, gate = self.bundle.meta.get("absence") or {}, self.bundle.meta.get("gate") or {}
+        threshold = gate.get("threshold")
+        metric = gate.get("metric", "wape")
+        return {name: absence[name][metric] for name in assumed
+                if threshold is not None and metric in absence.get(name, {}) and absence[name][metric] >= threshold}
 
     def _answer(self, row: dict[str, Any], forecast: dict[str, Any]) -> dict[str, Any]:
         """One SKU's answer: the band, the decision on the very inputs the model used, and why."""
@@ -106,7 +115,8 @@ class Predictor:
                                                       "category", "picture_category", "category_agrees")})
         decision = decide(forecast["p10"], forecast["p50"], forecast["p90"], novelty["joint"], row["cost_price"],
                           used["list_price"], self.rule, evidence=evidence, assumed=tuple(used["assumed"]),
-                          list_price_assumed="list_price" in used["assumed"], overridden=bool(forecast["override"]))
+                          list_price_assumed="list_price" in used["assumed"], overridden=bool(forecast["override"]),
+                          costly=self._costly(used["assumed"]))
         facts = self.model_facts()
         return {
             "sku_id": row["sku_id"],

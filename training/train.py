@@ -87,13 +87,16 @@ def fit(data: Dataset, settings: Settings, losses: tuple[str, ...] = LOSSES) -> 
     calibration WAPE and refit it on all of ``data``. Returns the model and the loss comparison."""
     pipeline = FeaturePipeline.fit(data.catalogue, data.embeddings, settings)
     X, y = _xy(pipeline, data, settings)
+    # Calibrated (rounds, bias scale, band) on the fold as it is: the masked rows teach the boosters
+    # what absence means, they are not launches whose band must be 80% wide.
+    given = pipeline.transform(data.frame, data.embeddings)
     fit_mask, cal = holdout_split(data.frame, settings.holdout_fraction)
     comparison: dict[str, dict[str, float]] = {}
     candidates: dict[str, Forecaster] = {}
     for loss in losses:
-        model = Forecaster(loss, settings.threads).calibrate(X[fit_mask], y[fit_mask], X[cal], y[cal])
+        model = Forecaster(loss, settings.threads).calibrate(X[fit_mask], y[fit_mask], given[cal], y[cal])
         # Score the uncorrected point forecast: the bias scale was set on this same fold.
-        raw = model.predict(X[cal])["p50"].to_numpy() / model.scale
+        raw = model.predict(given[cal])["p50"].to_numpy() / model.scale
         comparison[loss] = {"wape": wape(y[cal], raw), "bias": bias(y[cal], raw), "scale": model.scale}
         candidates[loss] = model
     best = min(comparison, key=lambda name: comparison[name]["wape"])

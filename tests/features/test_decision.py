@@ -155,3 +155,10 @@ def test_a_price_the_model_assumed_is_used_and_said() -> None:
                assumed=("list_price", "launch_date"))
     assert d.economics["list_price"] == pytest.approx(2.2 * COST) and d.economics["list_price_assumed"] is True
     assert d.reasons[-2:] == ["ASSUMED_LIST_PRICE", "ASSUMED_LAUNCH_DATE"]
+
+
+def test_an_absent_input_whose_absence_breaks_the_gate_sends_the_sku_to_a_person() -> None:
+    d = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, assumed=("launch_date",), costly={"launch_date": 0.21})
+    assert d.label == "REVIEW" and d.reasons[:2] == ["INPUT_NEEDED", "LEANS_GO"]
+    assert "ASSUMED_LAUNCH_DATE" in d.reasons and "launch_date (21%)" in d.message
+    assert decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, assumed=("launch_date",)).label == "GO"
