@@ -41,6 +41,20 @@ def _compact(vectors: np.ndarray) -> np.ndarray:
     return small if np.array_equal(small.astype(vectors.dtype), vectors) else vectors
 
 
+@dataclass(frozen=True)
+class Override:
+    """The merchandiser's say over one SKU's analogs (as in Nextail's comparables or Oracle Retail's
+    like-items): past SKUs never to use, and past SKUs to use whatever their rank. A pinned SKU
+    enters the set with the similarity of the set's closest analog (the merchandiser vouches for
+    it); it must still have launched ``gap_days`` before the SKU, or its sales were not known."""
+
+    exclude: tuple[str, ...] = ()
+    pin: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.exclude or self.pin)
+
+
 @dataclass
 class Neighbours:
     index: np.ndarray  # (n, k) row numbers into the history, -1 where fewer than k exist
@@ -125,9 +139,11 @@ class AnalogIndex:
         *,
         kind: str = "joint",
         exclude_ids: np.ndarray | None = None,
+        overrides: list[Override | None] | None = None,
         chunk: int = 1024,
     ) -> Neighbours:
-        """The k most similar past SKUs launched at least ``gap_days`` before each query SKU."""
+        """The k most similar past SKUs launched at least ``gap_days`` before each query SKU
+        (``overrides``: per query row, analogs excluded or pinned by a person)."""
         n = len(picture)
         k = min(k, len(self))
         index = np.full((n, k), -1, dtype=np.int64)
@@ -141,6 +157,8 @@ class AnalogIndex:
             if exclude is not None:
                 allowed &= self.sku_ids[None, :] != exclude[start:stop, None]
             s = np.where(allowed & ~np.isnan(s), s, -np.inf)
+            if overrides is not None:
+                s = self._override(s, overrides[start:stop])
             top = np.argpartition(-s, kth=k - 1, axis=1)[:, :k]
             top_s = np.take_along_axis(s, top, axis=1)
             order = np.argsort(-top_s, axis=1, kind="stable")
@@ -150,6 +168,24 @@ class AnalogIndex:
             index[start:stop] = np.where(valid, top, -1)
             sims[start:stop] = np.where(valid, top_s, np.nan)
         return Neighbours(index, sims)
+
+
+    def positions(self, sku_ids: tuple[str, ...]) -> np.ndarray:
+        """Row numbers of past SKUs by id (unknown ids are dropped: callers validate them first)."""
+        return np.flatnonzero(np.isin(self.sku_ids, np.asarray(sku_ids, dtype=str)))
+
+    def _override(self, s: np.ndarray, overrides: list[Override | None]) -> np.ndarray:
+        """Similarities with excluded SKUs removed and usable pinned SKUs lifted to the row's best."""
+        s = s.copy()
+        for row, override in enumerate(overrides):
+            if not override:
+                continue
+            s[row, self.positions(override.exclude)] = -np.inf
+            pins = self.positions(override.pin)
+            pins = pins[np.isfinite(s[row, pins])]  # launched too late: its sales were not known
+            if len(pins):
+                s[row, pins] = max(float(np.max(s[row])), float(np.max(s[row, pins])))
+        return s
 
 
 ANALOG_KINDS = ("joint", "picture", "copy")
@@ -176,13 +212,14 @@ def analog_features(
     floor: float,
     log_list_price: np.ndarray | None = None,
     exclude_ids: np.ndarray | None = None,
+    overrides: list[Override | None] | None = None,
     temperature: float = 0.05,
 ) -> pd.DataFrame:
     """Features drawn from each SKU's analogs: weighted mean and median of log sales, top-1
     similarity, how many analogs clear the similarity floor, and the price gap to them."""
     columns: dict[str, np.ndarray] = {}
     for kind in ANALOG_KINDS:
-        nb = index.search(picture, copy, launch_dates, k, kind=kind, exclude_ids=exclude_ids)
+        nb = index.search(picture, copy, launch_dates, k, kind=kind, exclude_ids=exclude_ids, overrides=overrides)
         valid = nb.index >= 0
         logs = np.where(valid, index.log_sales[np.maximum(nb.index, 0)], np.nan)
         sims = np.nan_to_num(nb.similarity, nan=-np.inf)

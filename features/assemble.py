@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.analogs import AnalogIndex, Neighbours, analog_curve, analog_features
+from features.analogs import AnalogIndex, Neighbours, Override, analog_curve, analog_features
 from features.catalogue import Catalogue
 from features.config import Settings
 from features.embed import Embeddings
@@ -39,6 +39,7 @@ from features.projection import TimeHonestRidge
 from features.schema import Completion, flag
 
 CATEGORICAL = ("category", "channel")
+OVERRIDE = "analog_override"  # column of features.analogs.Override: a person's say over the analogs
 # The projection's forecast of log1p(launch sales): the forecaster boosts from it.
 BASE_MARGIN = "embedding_log_sales"
 _STORED_APART = ("index", "history", "projection")  # saved in files of their own, not pipeline.json
@@ -213,6 +214,7 @@ class FeaturePipeline:
             k=self.k,
             floor=self.floor,
             log_list_price=np.log(price),
+            overrides=overrides_of(frame),
         )
         parts = [
             base,
@@ -244,7 +246,8 @@ class FeaturePipeline:
                    projection=TimeHonestRidge.load(folder))
 
     def neighbours(self, frame: pd.DataFrame, embeddings: Embeddings, k: int) -> Neighbours:
-        return self.index.search(embeddings.picture, embeddings.copy, Completion.dates(frame)["launch_date"], k)
+        return self.index.search(embeddings.picture, embeddings.copy, Completion.dates(frame)["launch_date"], k,
+                                 overrides=overrides_of(frame))
 
     def curve(self, frame: pd.DataFrame, embeddings: Embeddings) -> np.ndarray | None:
         """Expected share of the total per period, from the analogs' curves."""
@@ -272,6 +275,13 @@ class FeaturePipeline:
                 )
             out.append(shown)
         return out
+
+
+def overrides_of(frame: pd.DataFrame) -> list[Override | None] | None:
+    """The per-row analog overrides a frame carries in its ``analog_override`` column (serving only)."""
+    if OVERRIDE not in frame:
+        return None
+    return [o if isinstance(o, Override) else None for o in frame[OVERRIDE]]
 
 
 def _head(embeddings: Embeddings, n: int) -> Embeddings:

@@ -20,7 +20,8 @@ In order:
 3. P50 clears break-even but the band is too wide
    ((P90 - P10) / P50 > max_relative_spread) and P10 does not:   REVIEW  TOO_UNCERTAIN (+ LEANS_GO)
 4. Otherwise:                                                    GO      CLEARS_BREAK_EVEN (+ CLEARS_AT_P10)
-Assumed inputs add ASSUMED_LIST_PRICE / ASSUMED_CATEGORY / ASSUMED_LAUNCH_DATE to any answer.
+Assumed inputs add ASSUMED_LIST_PRICE / ASSUMED_CATEGORY / ASSUMED_LAUNCH_DATE to any answer, and
+analogs chosen by a person (excluded or pinned) add ANALOGS_OVERRIDDEN.
 """
 
 from __future__ import annotations
@@ -118,13 +119,16 @@ def _lean(p50: float, p90: float, units: float) -> list[str]:
 
 def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cost_price: float,
            list_price: float | None, rule: DecisionRule, *, evidence: Evidence | None = None,
-           assumed: tuple[str, ...] = (), list_price_assumed: bool | None = None) -> Decision:
-    """The rule of the module docstring. ``assumed`` names the inputs that were absent."""
+           assumed: tuple[str, ...] = (), list_price_assumed: bool | None = None, overridden: bool = False
+           ) -> Decision:
+    """The rule of the module docstring. ``assumed`` names the inputs that were absent;
+    ``overridden`` says a person chose (some of) the analogs (ANALOGS_OVERRIDDEN)."""
     econ = Economics.of(cost_price, list_price, rule, list_price_assumed)
     units = econ.break_even_units
     evidence = evidence or Evidence(top_similarity)
     codes = [f"ASSUMED_{name.upper()}" for name in assumed if name != "list_price"]
     codes = (["ASSUMED_LIST_PRICE"] if econ.list_price_assumed else []) + codes
+    codes += ["ANALOGS_OVERRIDDEN"] if overridden else []
     be = "no positive margin" if math.isinf(units) else f"{units:.0f} units"
 
     def answer(label: str, reasons: list[str], message: str) -> Decision:

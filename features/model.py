@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.assemble import FeaturePipeline
+from features.assemble import OVERRIDE, FeaturePipeline
 from features.cache import EmbeddingCache
 from features.config import Settings, tracking_uri
 from features.embed import Embeddings, embed_frame
@@ -122,6 +122,7 @@ class Model:
                 "inputs": _used_inputs(completed.iloc[i]),
                 "novelty": self._novelty(novelty.iloc[i]),
                 "why": why[i],
+                "override": _override_of(completed, i, analogs),
             })
         return out
 
@@ -177,6 +178,18 @@ class Model:
         encoders = header["encoders"]
         return cls(pipeline, forecaster, encoders["image"]["name"], encoders["text"]["name"], header["meta"],
                    dict(zip(thumbs["sku_id"].astype(str), thumbs["jpeg"])))
+
+
+def _override_of(frame: pd.DataFrame, i: int, analogs: list[dict]) -> dict[str, Any] | None:
+    """What a person changed in the analog set, and which pins could be used (launched early enough)."""
+    override = frame[OVERRIDE].iloc[i] if OVERRIDE in frame else None
+    if not override:
+        return None
+    shown = {a["sku_id"] for a in analogs}
+    for a in analogs:
+        a["pinned"] = a["sku_id"] in override.pin
+    return {"excluded": list(override.exclude), "pinned": [s for s in override.pin if s in shown],
+            "not_usable": [s for s in override.pin if s not in shown]}
 
 
 def _used_inputs(row: pd.Series) -> dict[str, Any]:

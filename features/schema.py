@@ -196,6 +196,22 @@ LaunchDate = Annotated[date, _date(True)]
 OptionalDate = Annotated[date | None, _date(False), Field(json_schema_extra={"format": "date"})]
 
 
+def _ids(value: Any) -> tuple[str, ...]:
+    """Past SKU ids as a list or one comma-separated text (what a form field can carry)."""
+    if is_blank(value):
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, (list, tuple)):
+        raise PydanticCustomError("trialcast", "must be past SKU ids, separated by commas")
+    ids = tuple(dict.fromkeys(str(i).strip() for i in items if str(i).strip()))
+    if len(ids) > 50:
+        raise PydanticCustomError("trialcast", "names {n} SKUs, over the limit of 50", {"n": len(ids)})
+    return ids
+
+
+SkuIds = Annotated[tuple[str, ...], BeforeValidator(_ids), Field(json_schema_extra={"type": "string"})]
+
+
 class Sku(BaseModel):
     """A candidate SKU: what a merchandiser or planner gives. Absent optional fields: see ``ABSENT``.
 
@@ -214,6 +230,9 @@ class Sku(BaseModel):
     list_price: OptionalPrice = None
     launch_date: OptionalDate = None
     channel: OptionalName = None
+    # Not inputs of the SKU but a person's say over its analogs (features.analogs.Override).
+    exclude_analogs: SkuIds = ()
+    pin_analogs: SkuIds = ()
 
     @field_validator("cost_price", mode="before")
     @classmethod
@@ -230,6 +249,16 @@ class Sku(BaseModel):
         cost = info.data.get("cost_price")
         if value is not None and cost is not None and value <= cost:
             raise PydanticCustomError("trialcast", "must be above the cost price ({cost})", {"cost": f"{cost:g}"})
+        return value
+
+    @field_validator("exclude_analogs", "pin_analogs")
+    @classmethod
+    def _known_skus(cls, value: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        known = (info.context or {}).get("history")
+        unknown = [sku for sku in value if known is not None and sku not in known]
+        if unknown:
+            raise PydanticCustomError("trialcast", "unknown past SKU {ids}: the model's history does not hold it",
+                                      {"ids": ", ".join(unknown[:5])})
         return value
 
     @field_validator("category")

@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from features.analogs import Override
+from features.assemble import OVERRIDE
 from features.config import Settings
 from features.decision import DecisionRule, Evidence, decide
 from features.images import ImageError, decode_image
@@ -38,11 +40,11 @@ def decision_rule(settings: Settings) -> DecisionRule:
 
 
 def check_record(record: dict[str, Any], image: bytes | None, settings: Settings, categories: list[str],
-                 *, image_required: bool = True) -> dict[str, Any]:
+                 *, image_required: bool = True, history: frozenset[str] | None = None) -> dict[str, Any]:
     """A clean, typed record (the one SKU schema, ``features.schema.Sku``), or ``InvalidSku``
     listing every field problem at once. Absent optional fields stay absent here: their meaning is
     given inside the model's feature path, the same way training gave it."""
-    context = {"max_text_chars": settings.max_text_chars, "categories": categories}
+    context = {"max_text_chars": settings.max_text_chars, "categories": categories, "history": history}
     sku, found = validate(Sku, record, context)
     problems = [FieldProblem(name, reason) for name, reason in found]
     if image is None:
@@ -59,6 +61,8 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
     clean["sku_id"] = clean["sku_id"] or "new-sku"
     clean["list_price"] = math.nan if clean["list_price"] is None else clean["list_price"]
     clean["launch_date"] = pd.NaT if clean["launch_date"] is None else pd.Timestamp(clean["launch_date"])
+    excluded, pinned = clean.pop("exclude_analogs"), clean.pop("pin_analogs")
+    clean[OVERRIDE] = Override(excluded, pinned) if excluded or pinned else None
     return clean
 
 
@@ -70,6 +74,7 @@ class Predictor:
         self.settings = settings
         self.version = version
         self.rule = decision_rule(settings)
+        self.history = frozenset(bundle.pipeline.history["sku_id"].astype(str))
 
     @property
     def categories(self) -> list[str]:
@@ -77,6 +82,7 @@ class Predictor:
 
     def model_facts(self) -> dict[str, Any]:
         gate = self.bundle.meta.get("gate", {})
+        holdout = self.bundle.meta.get("holdout", {})
         return {
             "version": self.version,
             "trained_on": self.bundle.meta.get("trained_on"),
@@ -89,6 +95,8 @@ class Predictor:
             "image_encoder": self.bundle.image_encoder,
             "text_encoder": self.bundle.text_encoder,
             "categories": self.categories,
+            "decisions": {k: holdout.get(k) for k in ("go_precision", "go_recall", "review_rate", "base_rate")},
+            "novelty_floors": self.bundle.meta.get("novelty"),
         }
 
     def _answer(self, row: dict[str, Any], forecast: dict[str, Any]) -> dict[str, Any]:
@@ -98,7 +106,7 @@ class Predictor:
                                                       "category", "picture_category", "category_agrees")})
         decision = decide(forecast["p10"], forecast["p50"], forecast["p90"], novelty["joint"], row["cost_price"],
                           used["list_price"], self.rule, evidence=evidence, assumed=tuple(used["assumed"]),
-                          list_price_assumed="list_price" in used["assumed"])
+                          list_price_assumed="list_price" in used["assumed"], overridden=bool(forecast["override"]))
         facts = self.model_facts()
         return {
             "sku_id": row["sku_id"],
@@ -110,6 +118,7 @@ class Predictor:
             "assumed": {name: used[name] for name in used["assumed"]},
             "novelty": novelty,
             "why": forecast["why"],
+            "override": forecast["override"],
             "analogs": forecast["analogs"],
             "model": {"version": self.version, "gate_metric": facts["gate_metric"], "gate_value": facts["gate_value"]},
         }
@@ -122,7 +131,7 @@ class Predictor:
         for i, (record, image) in enumerate(zip(records, images)):
             try:
                 clean_rows.append(check_record(record, image, self.settings, self.categories,
-                                               image_required=image_required))
+                                               image_required=image_required, history=self.history))
                 good.append(i)
                 good_images.append(image)
             except InvalidSku as error:

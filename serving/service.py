@@ -87,6 +87,10 @@ class Trialcast:
                                                                "x the category's usual markup.")] = None,
         launch_date: Annotated[OptionalDate, Field(description="Planned launch date YYYY-MM-DD; absent: today.")] = None,
         channel: Annotated[OptionalName, Field(description="Sales channel.")] = None,
+        exclude_analogs: Annotated[OptionalText, Field(description="Past sku_ids never to use as analogs, "
+                                                                   "comma-separated.")] = None,
+        pin_analogs: Annotated[OptionalText, Field(description="Past sku_ids to use as analogs whatever their "
+                                                               "rank, comma-separated.")] = None,
     ) -> dict:
         """One SKU (the fields of ``features.schema.Sku``): P10/P50/P90 of 7-day units, the daily curve,
         GO / REVIEW / NO_GO with reasons, the 5 most similar past SKUs, the model version and gate metric."""
@@ -97,7 +101,8 @@ class Trialcast:
         except OSError:
             return _invalid([{"field": "image", "reason": "the upload could not be read"}])
         record = {"title": title, "description": description, "cost_price": cost_price, "category": category,
-                  "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload"}
+                  "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload",
+                  "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs}
         answer = self.predictor.predict([record], [picture])[0]
         return answer if answer["ok"] else _invalid(answer["errors"])
 

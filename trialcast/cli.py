@@ -111,9 +111,18 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     g = champ["gate"]
     typer.echo(f"champion v{champ['version']}: {g['metric']} {g['value']:.1%} (threshold {g['threshold']:.0%}), "
                f"bias {g['bias']:+.1%} -> {'PASSED' if g['passed'] else 'REFUSED'}")
+    typer.echo(f"  decisions: {_decisions(champ['holdout'])}")
     for name, m in champ["baselines"].items():
         if m:
-            typer.echo(f"  baseline {name}: wape {m.get('wape', float('nan')):.1%}")
+            typer.echo(f"  baseline {name}: wape {m.get('wape', float('nan')):.1%}"
+                       + (f"; decisions: {_decisions(m)}" if "go_precision" in m else ""))
+
+
+def _decisions(m: dict) -> str:
+    """GO precision (the launch success rate), GO recall and REVIEW rate of holdout decisions."""
+    nan = float("nan")
+    return (f"GO precision {m.get('go_precision', nan):.0%} (launching everything: {m.get('base_rate', nan):.0%}), "
+            f"GO recall {m.get('go_recall', nan):.0%}, REVIEW {m.get('review_rate', nan):.0%}")
 
 
 @app.command()

@@ -422,3 +422,24 @@ def test_one_feature_path_without_cache(fitted):
     pd.testing.assert_frame_equal(
         pipeline.transform(frame, served), training, check_exact=False, atol=1e-3
     )
+
+
+def test_a_person_can_exclude_and_pin_analogs_per_query():
+    from features.analogs import Override
+
+    rng = np.random.default_rng(5)
+    hp, hc, hdays, sales = random_history(rng, 40, no_picture=0.0)
+    hdays[:] = 0
+    hdays[39] = 200  # launched after the query: a pin of it cannot be used
+    index = AnalogIndex(np.array([f"s{i}" for i in range(40)]), dates(hdays), sales, hp, hc)
+    qp, qc = unit(rng.normal(size=(2, hp.shape[1]))), unit(rng.normal(size=(2, hp.shape[1])))
+    when = dates([100, 100])
+    plain = index.search(qp, qc, when, 5)
+    top = f"s{plain.index[0, 0]}"
+    far = f"s{int(np.argmin(index.similarity(qp[:1], qc[:1])[0, :39]))}"
+    overrides = [Override(exclude=(top,), pin=(far, "s39")), None]
+    changed = index.search(qp, qc, when, 5, overrides=overrides)
+    ids = [f"s{i}" for i in changed.index[0]]
+    assert top not in ids and far in ids and "s39" not in ids
+    assert changed.similarity[0, ids.index(far)] == pytest.approx(np.nanmax(changed.similarity[0]))
+    np.testing.assert_array_equal(changed.index[1], plain.index[1])  # the other query is untouched

@@ -22,6 +22,14 @@ def test_a_candidate_needs_only_a_title_and_a_cost_price() -> None:
     assert found == []
     assert (sku.title, sku.cost_price) == ("白色纯棉T恤 white cotton tee", 45.0)
     assert (sku.list_price, sku.category, sku.channel, sku.launch_date, sku.description) == (None,) * 5
+    assert sku.exclude_analogs == sku.pin_analogs == ()
+
+
+def test_analogs_to_exclude_or_pin_come_as_a_list_or_a_comma_separated_text() -> None:
+    sku, _ = validate(Sku, {**GOOD, "exclude_analogs": "S1, S2,,S1", "pin_analogs": ["S9"]}, {"history": {"S1", "S2", "S9"}})
+    assert sku.exclude_analogs == ("S1", "S2") and sku.pin_analogs == ("S9",)
+    found = problems(Sku, {**GOOD, "pin_analogs": "S1,NOPE"}, {"history": {"S1"}})
+    assert found == {"pin_analogs": "unknown past SKU NOPE: the model's history does not hold it"}
 
 
 @pytest.mark.parametrize(("record", "field", "words"), [
@@ -126,7 +134,8 @@ def test_training_masks_each_optional_field_on_its_share_of_rows_and_nothing_els
 
 
 def test_every_optional_field_of_the_schema_has_one_stated_meaning() -> None:
-    optional = [name for name, f in Sku.model_fields.items() if not f.is_required() and name not in ("sku_id", "cost_price")]
+    optional = [name for name, f in Sku.model_fields.items() if not f.is_required()
+                and name not in ("sku_id", "cost_price", "exclude_analogs", "pin_analogs")]
     assert sorted(optional) == sorted(ABSENT), "every optional input needs its meaning in ABSENT"
     assert set(MASKED) <= set(ABSENT)
 
