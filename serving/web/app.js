@@ -781,8 +781,7 @@ function renderResult(answer) {
   const be = Number(d.break_even_units);
   const summary = t(Number.isFinite(be) ? "r.summary" : "r.summary_no_be",
     { p50: units(f.p50), p10: units(f.p10), p90: units(f.p90), be: units(be) });
-  const box = $("result");
-  box.replaceChildren(
+  $("result").replaceChildren(...[
     verdictBlock(label, reasons),
     reasons.includes("LIVE_ERROR_ABOVE_GATE") ? el("p", { id: "live-gate-warning", class: "warning" }, t("r.live_gate")) : null,
     el("p", { id: "decision-summary", class: "summary" }, summary),
@@ -806,7 +805,7 @@ function renderResult(answer) {
     analogs.length ? el("ul", { id: "analogs", class: "analogs" }, analogs.map(analogCard)) : el("p", {}, t("r.no_analogs")),
     overrideBlock(answer),
     answer.model ? el("p", { class: "model-line" }, `${t("r.model")}: ${answer.model.version ?? "–"}`) : null,
-  );
+  ].filter(Boolean));
 }
 
 /* ------------------------------------------------------------------ batch */
