@@ -110,6 +110,7 @@ const TEXT = {
     "ov.recompute": "按调整重新计算",
     "ov.applied": "本次结果已按调整计算：排除 {excluded}；固定 {pinned}",
     "ov.none": "无",
+    "ov.not_usable": "（{ids} 上新太晚，不能作为参考）",
     "ov.bad_id": "SKU 编号只能包含字母、数字、下划线、点和横线。",
     "ov.nothing": "先排除或固定至少一个历史商品。",
     "reason.INVALID_FORECAST": "模型没有给出可用的预测，需要人工判断",
@@ -258,6 +259,7 @@ const TEXT = {
     "ov.recompute": "Recompute with these changes",
     "ov.applied": "This answer uses your changes: excluded {excluded}; pinned {pinned}",
     "ov.none": "none",
+    "ov.not_usable": "({ids} launched too late to count)",
     "ov.bad_id": "A SKU id holds only letters, digits, underscores, dots and dashes.",
     "ov.nothing": "Exclude or pin at least one past SKU first.",
     "reason.INVALID_FORECAST": "The model gave no usable forecast: a person should judge",
@@ -560,7 +562,7 @@ function curveChart(curve) {
 
 function analogCard(a) {
   const excluded = override.excluded.has(a.sku_id);
-  const pinned = override.pinned.includes(a.sku_id);
+  const pinned = a.pinned === true || override.pinned.includes(a.sku_id);
   const toggle = el("button", {
     type: "button", class: "exclude-toggle", "data-sku": a.sku_id, "aria-pressed": excluded ? "true" : "false",
   }, excluded ? t("ov.excluded") : t("ov.exclude"));
@@ -753,7 +755,8 @@ function overrideBlock(answer) {
     el("h3", {}, t("ov.heading")),
     el("p", { class: "hint" }, t("ov.hint")),
     applied ? el("p", { id: "override-applied", class: "applied" },
-      t("ov.applied", { excluded: list(applied.excluded), pinned: list(applied.pinned) })) : null,
+      t("ov.applied", { excluded: list(applied.excluded), pinned: list(applied.pinned) }),
+      (applied.not_usable || []).length ? ` ${t("ov.not_usable", { ids: applied.not_usable.join(", ") })}` : null) : null,
     el("div", { class: "pin-row" },
       el("label", { for: "pin_analogs" }, t("ov.pin_label")),
       el("div", { class: "pin-input" }, input, add),
