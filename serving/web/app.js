@@ -572,7 +572,7 @@ function analogCard(a) {
     renderResult(lastAnswer);
   });
   return el("li", { class: `analog${excluded ? " excluded" : ""}${pinned ? " pinned" : ""}`, "data-sku": a.sku_id },
-    el("img", { src: `/analogs/${encodeURIComponent(a.sku_id)}.jpg`, alt: a.title || a.sku_id, loading: "lazy", width: 96, height: 96 }),
+    el("img", { src: `/analogs/${encodeURIComponent(a.sku_id)}.jpg`, alt: a.title || a.sku_id, width: 96, height: 96 }),
     el("div", { class: "analog-body" },
       pinned ? el("span", { class: "pin-badge" }, t("ov.pinned_badge")) : null,
       el("p", { class: "analog-title" }, a.title || a.sku_id),

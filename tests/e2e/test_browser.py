@@ -12,6 +12,7 @@ import io
 import re
 import zipfile
 from collections.abc import Iterator
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import httpx
@@ -186,14 +187,19 @@ CJK = re.compile(r"[\u4e00-\u9fff]")
 CODE = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 
 
+def half_up(x: float, places: int = 0) -> Decimal:
+    """Rounded as the browser's Intl.NumberFormat rounds (half away from zero, not Python's half to even)."""
+    return Decimal(repr(x)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
 def units_text(x: float) -> str:
     """How the page writes a unit count (whole units, thousands separators)."""
-    return f"{round(x):,}"
+    return f"{half_up(x):,}"
 
 
 def money_text(x: float) -> str:
     """How the page writes a price: ¥, thousands separators, cents only when there are any."""
-    return f"¥{round(x):,}" if abs(x - round(x)) < 0.005 else f"¥{x:,.2f}"
+    return f"¥{half_up(x):,}" if abs(x - round(x)) < 0.005 else f"¥{half_up(x, 2):,}"
 
 
 def post_predict(server: dict, fields: dict[str, str], picture: bytes) -> dict:
