@@ -34,7 +34,7 @@ from features.config import Settings
 from features.embed import Embeddings
 from features.files import plain_fields, read_json, read_table, write_json, write_table
 from features.linear import Reducer
-from features.novelty import picture_category_vote
+from features.novelty import category_votes, picture_category_vote
 from features.projection import TimeHonestRidge
 from features.schema import Completion, flag
 
@@ -172,15 +172,8 @@ class FeaturePipeline:
 
     def _vote(self, nb: Neighbours) -> list[str | None]:
         categories = self.history["category"].astype(str).to_numpy()
-        out: list[str | None] = []
-        for rows, sims in zip(nb.index, nb.similarity):
-            ok = rows >= 0
-            if not ok.any():
-                out.append(None)
-                continue
-            votes = pd.Series(np.clip(sims[ok], 0, None) + 1e-6).groupby(categories[rows[ok]]).sum()
-            out.append(str(votes.idxmax()))
-        return out
+        votes = (category_votes(categories, rows, sims) for rows, sims in zip(nb.index, nb.similarity))
+        return [None if v is None else str(v.idxmax()) for v in votes]
 
     def transform(self, frame: pd.DataFrame, embeddings: Embeddings, today: date | None = None) -> pd.DataFrame:
         """Feature matrix for validated rows; analogs only among SKUs launched before each row.

@@ -49,14 +49,19 @@ def picture_category_vote(index, history_categories: np.ndarray, picture: np.nda
     winners: list[str | None] = []
     shares = np.full(len(picture), np.nan)
     for i, (rows, sims) in enumerate(zip(nb.index, nb.similarity)):
-        ok = rows >= 0
-        if not ok.any():
-            winners.append(None)
-            continue
-        votes = pd.Series(np.clip(sims[ok], 0, None) + 1e-6).groupby(history_categories[rows[ok]]).sum()
-        winners.append(str(votes.idxmax()))
-        shares[i] = float(votes.get(declared.iloc[i], 0.0) / votes.sum())
+        votes = category_votes(history_categories, rows, sims)
+        winners.append(None if votes is None else str(votes.idxmax()))
+        if votes is not None:
+            shares[i] = float(votes.get(declared.iloc[i], 0.0) / votes.sum())
     return winners, shares
+
+
+def category_votes(history_categories: np.ndarray, rows: np.ndarray, sims: np.ndarray) -> pd.Series | None:
+    """Similarity-weighted votes of one SKU's neighbours per category (None without neighbours)."""
+    ok = rows >= 0
+    if not ok.any():
+        return None
+    return pd.Series(np.clip(sims[ok], 0, None) + 1e-6).groupby(history_categories[rows[ok]]).sum()
 
 
 def agrees(share: float, winner: str | None, declared: str | None, floor: float | None) -> bool | None:

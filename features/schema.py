@@ -82,6 +82,13 @@ def check_price(column: str, value: Any, *, required: bool) -> float:
         if required:
             raise FieldError(column, "is missing")
         return float("nan")
+    number = _finite_number(column, value)
+    if number <= 0:
+        raise FieldError(column, f"must be positive, got {number:g}")
+    return number
+
+
+def _finite_number(column: str, value: Any) -> float:
     if isinstance(value, bool):
         raise FieldError(column, f"must be a number, got {value!r}")
     try:
@@ -90,8 +97,6 @@ def check_price(column: str, value: Any, *, required: bool) -> float:
         raise FieldError(column, f"must be a number, got {str(value)[:40]!r}") from None
     if not math.isfinite(number):
         raise FieldError(column, f"must be a finite number, got {value!r}")
-    if number <= 0:
-        raise FieldError(column, f"must be positive, got {number:g}")
     return number
 
 
@@ -128,12 +133,7 @@ def check_date(column: str, value: Any) -> pd.Timestamp:
 def check_sales(column: str, value: Any) -> float:
     if is_blank(value):
         raise FieldError(column, "is missing")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise FieldError(column, f"must be a number, got {str(value)[:40]!r}") from None
-    if not math.isfinite(number):
-        raise FieldError(column, f"must be a finite number, got {value!r}")
+    number = _finite_number(column, value)
     if number < 0:
         raise FieldError(column, f"must not be negative, got {number:g}")
     return number

@@ -138,6 +138,9 @@ def train(
     floors = Floors.fit(novelty["picture"], novelty["copy"], novelty["category_share"])
     evidence, rule = evidence_rows(novelty, floors), rule_of(settings)
     bands = [forecast[c].to_numpy() for c in ("p10", "p50", "p90")]
+    novel = (novelty["joint"] <= novelty["joint"].quantile(0.2)).to_numpy()  # the least similar fifth
+    metrics["coverage_p10_p90_novel_fifth"] = interval_metrics(y[novel], bands[0][novel], bands[2][novel])[
+        "coverage_p10_p90"]
     metrics.update(decision_metrics(y, *labels(*bands, evidence, hold.frame, rule)))
     knn = analog_knn(fitted.pipeline, hold.frame, hold.embeddings, settings.analog_k)
     baselines = {

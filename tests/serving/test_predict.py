@@ -76,7 +76,14 @@ def test_without_list_price_the_markup_is_assumed_and_said(server: dict, candida
     settings = server["settings"]
     cost = float(candidate["cost_price"])
     assert d["assumed_list_price"] is True and "ASSUMED_LIST_PRICE" in d["reasons"]
-    assert d["break_even_units"] == pytest.approx(settings.launch_cost / (cost * (settings.default_markup - 1)))
+    # The price assumed is cost x the category's usual markup in the history (features.schema).
+    history = pd.read_parquet(server["sample"] / "catalogue.parquet")
+    same = history[history["category"] == candidate["category"]]
+    markup = float((same["list_price"] / same["cost_price"]).median())
+    assumed = response.json()["assumed"]["list_price"]
+    assert assumed == pytest.approx(cost * markup, abs=0.01)
+    assert d["economics"]["list_price"] == assumed and d["economics"]["markup"] == pytest.approx(markup, abs=1e-3)
+    assert d["break_even_units"] == pytest.approx(settings.launch_cost / (assumed - cost))
 
 
 def test_five_analogs_from_the_past_with_similarity_and_sales(answer: dict, candidate: pd.Series,
