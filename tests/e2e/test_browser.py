@@ -189,7 +189,7 @@ CODE = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 
 def half_up(x: float, places: int = 0) -> Decimal:
     """Rounded as the browser's Intl.NumberFormat rounds (half away from zero, not Python's half to even)."""
-    return Decimal(repr(x)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return Decimal(x).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
 
 
 def units_text(x: float) -> str:
