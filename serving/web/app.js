@@ -43,8 +43,76 @@ const TEXT = {
     "r.sales": "实际 7 天销量",
     "r.model": "模型版本",
     "label.GO": "上新",
-    "label.REVIEW": "需复核",
+    "label.REVIEW": "需人工判断",
     "label.NO_GO": "不上新",
+    "verdict.GO": "预计能收回上新成本。",
+    "verdict.NO_GO": "预计收不回上新成本。",
+    "verdict.NO_GO_P90": "即使乐观情况（P90）也会亏钱。",
+    "verdict.REVIEW": "模型不能替你决定，请人工判断。",
+    "lean.LEANS_GO": "证据偏向：上新",
+    "lean.LEANS_NO_GO": "证据偏向：不上新",
+    "lean.P90": "即使乐观情况（P90）也低于保本销量",
+    "r.summary": "预计 7 天卖出 {p50} 件（P10–P90：{p10}–{p90} 件），保本需要 {be} 件。",
+    "r.summary_no_be": "预计 7 天卖出 {p50} 件（P10–P90：{p10}–{p90} 件）；售价不高于成本，无法保本。",
+    "r.units": "{n} 件",
+    "r.live_gate": "注意：模型近期的实际误差超过了 15% 门槛，这次预测不能用来决定生产。",
+    "econ.heading": "保本怎么算",
+    "econ.launch_cost": "上新成本",
+    "econ.list_price": "售价",
+    "econ.cost_price": "成本价",
+    "econ.margin": "单件毛利（售价 − 成本价）",
+    "econ.break_even": "保本销量（上新成本 ÷ 单件毛利）",
+    "econ.assumed": "假设：未填写售价，按成本价 × {markup} 估算",
+    "econ.given": "已填写（加价率 × {markup}）",
+    "econ.no_margin": "售价不高于成本价，无法保本",
+    "econ.compare": "P10 / P50 / P90 与保本销量对比",
+    "econ.clears": "达到保本",
+    "econ.below": "低于保本",
+    "econ.chart_label": "P10 {p10}、P50 {p50}、P90 {p90} 件，保本销量 {be} 件",
+    "why.heading": "为什么是这个数",
+    "why.start": "起点（从图片和文案读出）：{n} 件",
+    "why.sentence": "相似的历史商品卖出 {min}–{max} 件（中位数 {median}）；预测 {p50} 件，主要因为 {factors}。",
+    "why.sentence_no_analogs": "预测 {p50} 件，从图文读出的 {start} 件出发，主要因为 {factors}。",
+    "why.sentence_plain": "预测 {p50} 件，与图文读出的起点 {start} 件基本一致。",
+    "why.join": "、",
+    "why.factor_label": "{group} ×{factor}",
+    "group.analogs": "相似商品",
+    "group.picture": "图片",
+    "group.copy": "文案",
+    "group.price": "价格",
+    "group.category": "品类",
+    "group.season": "季节",
+    "group.channel": "渠道",
+    "group.readout": "图文读出",
+    "group.other": "其他",
+    "nov.heading": "与历史商品有多像",
+    "nov.picture": "图片相似度",
+    "nov.copy": "文案相似度",
+    "nov.joint": "综合相似度",
+    "nov.floor": "（下限 {floor}）",
+    "nov.no_floor": "（无下限）",
+    "nov.below": "低于下限",
+    "nov.mismatch": "图片更像 {picture}，而不是 {category}",
+    "nov.agrees": "图片与品类 {category} 一致",
+    "as.heading": "系统代为假设的输入",
+    "as.list_price": "售价：{value}（按成本价 × {markup} 估算）",
+    "as.category": "品类：{value}（相似历史商品的品类）",
+    "as.launch_date": "上新日期：{value}（今天）",
+    "as.other": "{field}：{value}",
+    "ov.heading": "调整相似商品",
+    "ov.hint": "排除不该参考的历史商品，或按 SKU 编号固定一个，然后重新计算。",
+    "ov.exclude": "排除",
+    "ov.excluded": "已排除（点此恢复）",
+    "ov.pinned_badge": "已固定",
+    "ov.pin_label": "固定一个历史商品（SKU 编号）",
+    "ov.pin_add": "固定",
+    "ov.remove": "移除 {id}",
+    "ov.recompute": "按调整重新计算",
+    "ov.applied": "本次结果已按调整计算：排除 {excluded}；固定 {pinned}",
+    "ov.none": "无",
+    "ov.not_usable": "（{ids} 上新太晚，不能作为参考）",
+    "ov.bad_id": "SKU 编号只能包含字母、数字、下划线、点和横线。",
+    "ov.nothing": "先排除或固定至少一个历史商品。",
     "reason.INVALID_FORECAST": "模型没有给出可用的预测，需要人工判断",
     "reason.NO_SIMILAR_HISTORY": "没有足够相似的历史商品，需要人工判断",
     "reason.BELOW_BREAK_EVEN": "预计销量（P50）低于保本销量",
@@ -53,6 +121,15 @@ const TEXT = {
     "reason.CLEARS_BREAK_EVEN": "预计销量（P50）超过保本销量",
     "reason.CLEARS_AT_P10": "即使保守情况（P10）也超过保本销量",
     "reason.ASSUMED_LIST_PRICE": "未填写售价，按默认加价率估算",
+    "reason.PICTURE_UNLIKE_HISTORY": "图片与所有历史商品都不像",
+    "reason.COPY_UNLIKE_HISTORY": "文案与所有历史商品都不像",
+    "reason.CATEGORY_PICTURE_MISMATCH": "图片看起来属于另一个品类",
+    "reason.LEANS_GO": "证据偏向上新：预计销量（P50）超过保本销量",
+    "reason.LEANS_NO_GO": "证据偏向不上新：预计销量（P50）低于保本销量",
+    "reason.ASSUMED_CATEGORY": "未指定品类，按相似历史商品的品类计算",
+    "reason.ASSUMED_LAUNCH_DATE": "未填写上新日期，按今天计算",
+    "reason.ANALOGS_OVERRIDDEN": "相似商品经人工调整（排除或固定）",
+    "reason.LIVE_ERROR_ABOVE_GATE": "模型近期实际误差超过 15% 门槛，预测不能用来决定生产",
     "batch.heading": "批量预测",
     "batch.hint": "上传候选新品 CSV（列：sku_id, launch_date, category, title, description, image, cost_price, list_price, channel），以及可选的图片 zip（路径与 CSV 的 image 列一致，如 images/S03001.png）。",
     "b.candidates": "候选新品 CSV",
@@ -115,8 +192,76 @@ const TEXT = {
     "r.sales": "Actual 7-day units",
     "r.model": "Model version",
     "label.GO": "Go",
-    "label.REVIEW": "Review",
+    "label.REVIEW": "A person decides",
     "label.NO_GO": "No go",
+    "verdict.GO": "Expected to pay back the launch cost.",
+    "verdict.NO_GO": "Not expected to pay back the launch cost.",
+    "verdict.NO_GO_P90": "Even the optimistic case (P90) loses money.",
+    "verdict.REVIEW": "The model cannot decide this one for you: a person decides.",
+    "lean.LEANS_GO": "The evidence leans: GO",
+    "lean.LEANS_NO_GO": "The evidence leans: NO GO",
+    "lean.P90": "even the optimistic case (P90) is below break-even",
+    "r.summary": "Expected to sell {p50} units in 7 days (P10–P90: {p10}–{p90}); break-even needs {be}.",
+    "r.summary_no_be": "Expected to sell {p50} units in 7 days (P10–P90: {p10}–{p90}); the list price does not exceed the cost, so there is no break-even.",
+    "r.units": "{n} units",
+    "r.live_gate": "Warning: the model's live error broke the 15% gate; this forecast may not steer production.",
+    "econ.heading": "How break-even is worked out",
+    "econ.launch_cost": "Launch cost",
+    "econ.list_price": "List price",
+    "econ.cost_price": "Cost price",
+    "econ.margin": "Unit margin (list price − cost price)",
+    "econ.break_even": "Break-even units (launch cost ÷ unit margin)",
+    "econ.assumed": "Assumed: no list price given, cost price × {markup}",
+    "econ.given": "Given (markup × {markup})",
+    "econ.no_margin": "The list price does not exceed the cost: no break-even",
+    "econ.compare": "P10 / P50 / P90 against break-even",
+    "econ.clears": "clears break-even",
+    "econ.below": "below break-even",
+    "econ.chart_label": "P10 {p10}, P50 {p50}, P90 {p90} units; break-even {be} units",
+    "why.heading": "Why this number",
+    "why.start": "Start (read off the picture and copy): {n} units",
+    "why.sentence": "Similar past SKUs sold {min}–{max} (median {median}); forecast {p50} mainly because of {factors}.",
+    "why.sentence_no_analogs": "Forecast {p50}, starting from {start} read off the picture and copy, mainly because of {factors}.",
+    "why.sentence_plain": "Forecast {p50}, close to the {start} read off the picture and copy.",
+    "why.join": ", ",
+    "why.factor_label": "{group} ×{factor}",
+    "group.analogs": "Similar SKUs",
+    "group.picture": "Picture",
+    "group.copy": "Copy",
+    "group.price": "Price",
+    "group.category": "Category",
+    "group.season": "Season",
+    "group.channel": "Channel",
+    "group.readout": "Picture & copy read-out",
+    "group.other": "Other",
+    "nov.heading": "How like the history it is",
+    "nov.picture": "Picture similarity",
+    "nov.copy": "Copy similarity",
+    "nov.joint": "Joint similarity",
+    "nov.floor": " (floor {floor})",
+    "nov.no_floor": " (no floor)",
+    "nov.below": "below the floor",
+    "nov.mismatch": "The picture looks like {picture}, not {category}",
+    "nov.agrees": "The picture agrees with the category {category}",
+    "as.heading": "Inputs the system assumed",
+    "as.list_price": "List price: {value} (cost price × {markup})",
+    "as.category": "Category: {value} (the category its similar past SKUs share)",
+    "as.launch_date": "Launch date: {value} (today)",
+    "as.other": "{field}: {value}",
+    "ov.heading": "Adjust the similar SKUs",
+    "ov.hint": "Exclude past SKUs that should not count, or pin one by its SKU id, then recompute.",
+    "ov.exclude": "Exclude",
+    "ov.excluded": "Excluded (click to restore)",
+    "ov.pinned_badge": "Pinned",
+    "ov.pin_label": "Pin a past SKU (SKU id)",
+    "ov.pin_add": "Pin",
+    "ov.remove": "Remove {id}",
+    "ov.recompute": "Recompute with these changes",
+    "ov.applied": "This answer uses your changes: excluded {excluded}; pinned {pinned}",
+    "ov.none": "none",
+    "ov.not_usable": "({ids} launched too late to count)",
+    "ov.bad_id": "A SKU id holds only letters, digits, underscores, dots and dashes.",
+    "ov.nothing": "Exclude or pin at least one past SKU first.",
     "reason.INVALID_FORECAST": "The model gave no usable forecast: a person should judge",
     "reason.NO_SIMILAR_HISTORY": "No similar enough past SKU: a person should judge",
     "reason.BELOW_BREAK_EVEN": "Expected units (P50) are below break-even",
@@ -125,6 +270,15 @@ const TEXT = {
     "reason.CLEARS_BREAK_EVEN": "Expected units (P50) clear break-even",
     "reason.CLEARS_AT_P10": "Even the cautious case (P10) clears break-even",
     "reason.ASSUMED_LIST_PRICE": "No list price given: a default markup was assumed",
+    "reason.PICTURE_UNLIKE_HISTORY": "The picture is unlike every past SKU's picture",
+    "reason.COPY_UNLIKE_HISTORY": "The copy is unlike every past SKU's copy",
+    "reason.CATEGORY_PICTURE_MISMATCH": "The picture looks like another category than the one given",
+    "reason.LEANS_GO": "The evidence leans GO: expected units (P50) clear break-even",
+    "reason.LEANS_NO_GO": "The evidence leans NO GO: expected units (P50) are below break-even",
+    "reason.ASSUMED_CATEGORY": "No category given: the category of its similar past SKUs was assumed",
+    "reason.ASSUMED_LAUNCH_DATE": "No launch date given: today was assumed",
+    "reason.ANALOGS_OVERRIDDEN": "The similar past SKUs were adjusted by hand (excluded or pinned)",
+    "reason.LIVE_ERROR_ABOVE_GATE": "The model's live error broke the 15% gate: forecasts may not steer production",
     "batch.heading": "Batch forecast",
     "batch.hint": "Upload a candidates CSV (columns: sku_id, launch_date, category, title, description, image, cost_price, list_price, channel) and optionally a zip of pictures (paths as in the CSV's image column, e.g. images/S03001.png).",
     "b.candidates": "Candidates CSV",
@@ -187,6 +341,30 @@ function el(tag, attrs, ...children) {
 function fmt(x, digits = 1) {
   if (x === null || x === undefined || !Number.isFinite(Number(x))) return "–";
   return new Intl.NumberFormat(lang === "zh" ? "zh-CN" : "en-US", { maximumFractionDigits: digits }).format(Number(x));
+}
+
+/** Units for people: whole units, thousands separators. */
+function units(x) {
+  return fmt(x, 0);
+}
+
+/** A price: ¥, thousands separators, cents only when there are any. */
+function money(x) {
+  if (x === null || x === undefined || !Number.isFinite(Number(x))) return "–";
+  const v = Number(x);
+  const whole = Math.abs(v - Math.round(v)) < 0.005;
+  return "¥" + new Intl.NumberFormat(lang === "zh" ? "zh-CN" : "en-US", {
+    minimumFractionDigits: whole ? 0 : 2, maximumFractionDigits: whole ? 0 : 2 }).format(v);
+}
+
+/** A similarity (0-1): always two decimals. */
+function sim(x) {
+  return Number.isFinite(Number(x)) && x !== null ? Number(x).toFixed(2) : "–";
+}
+
+/** A multiplicative factor: ×1.4, ×0.85. */
+function factor(x) {
+  return Number.isFinite(Number(x)) ? `×${Number(x).toFixed(2)}` : "–";
 }
 
 function pct(x) {
@@ -301,41 +479,62 @@ function checkForm() {
   return ok;
 }
 
+let lastRequest = null; // the form's fields as sent, re-posted by "recompute"
+const override = { excluded: new Set(), pinned: [] };
+const OVERRIDE_FIELDS = [...SKU_FIELDS, "exclude_analogs", "pin_analogs"];
+
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
-  clearErrors(SKU_FIELDS, "err-form");
+  clearErrors(OVERRIDE_FIELDS, "err-form");
   if (!checkForm()) {
     showGeneral("err-form", t("err.fix_fields"));
     const first = form.querySelector("[aria-invalid=true]");
     if (first) first.focus();
     return;
   }
+  const entries = [["image", $("image").files[0]]];
+  for (const name of SKU_FIELDS.slice(1)) entries.push([name, $(name).value.trim()]);
+  override.excluded.clear();
+  override.pinned = [];
+  await send(entries, $("predict-btn"));
+});
+
+/** POST /predict with the given fields (+ the analog override when there is one) and show the answer. */
+async function send(entries, button) {
   const data = new FormData();
-  data.append("image", $("image").files[0]);
-  for (const name of SKU_FIELDS.slice(1)) data.append(name, $(name).value.trim());
-  const button = $("predict-btn");
-  button.disabled = true;
+  for (const [k, v] of entries) data.append(k, v);
+  if (override.excluded.size) data.append("exclude_analogs", [...override.excluded].join(","));
+  if (override.pinned.length) data.append("pin_analogs", override.pinned.join(","));
+  const label = button.textContent;
+  for (const b of [$("predict-btn"), $("recompute-btn")]) if (b) b.disabled = true;
   button.textContent = t("single.busy");
   $("result").setAttribute("aria-busy", "true");
   $("result").classList.add("stale"); // an earlier answer no longer matches the form until this one lands
+  let shown = false;
   try {
     const response = await fetch("/predict", { method: "POST", body: data });
     const body = await readJson(response);
     if (response.ok && body && body.ok !== false) {
+      lastRequest = entries;
       lastAnswer = body;
+      const applied = body.override || {};
+      if (Array.isArray(applied.excluded)) override.excluded = new Set(applied.excluded);
+      if (Array.isArray(applied.pinned)) override.pinned = [...applied.pinned];
       renderResult(body);
       $("result").classList.remove("stale");
+      shown = true;
     } else {
-      showServerErrors(response.status, body, SKU_FIELDS, "err-form");
+      showServerErrors(response.status, body, OVERRIDE_FIELDS, "err-form");
     }
   } catch (_) {
     showGeneral("err-form", t("err.network"));
   } finally {
-    button.disabled = false;
-    button.textContent = t("single.submit");
+    $("predict-btn").disabled = false;
+    $("predict-btn").textContent = t("single.submit");
+    if (!shown && $("recompute-btn")) { $("recompute-btn").disabled = false; $("recompute-btn").textContent = label; }
     $("result").removeAttribute("aria-busy");
   }
-});
+}
 
 function curveChart(curve) {
   const w = 340, h = 190, left = 8, right = 8, top = 22, bottom = 26;
@@ -362,43 +561,254 @@ function curveChart(curve) {
 }
 
 function analogCard(a) {
-  return el("li", { class: "analog" },
-    el("img", { src: `/analogs/${encodeURIComponent(a.sku_id)}.jpg`, alt: a.title || a.sku_id, loading: "lazy", width: 96, height: 96 }),
+  const excluded = override.excluded.has(a.sku_id);
+  const pinned = a.pinned === true || override.pinned.includes(a.sku_id);
+  const toggle = el("button", {
+    type: "button", class: "exclude-toggle", "data-sku": a.sku_id, "aria-pressed": excluded ? "true" : "false",
+  }, excluded ? t("ov.excluded") : t("ov.exclude"));
+  toggle.addEventListener("click", () => {
+    if (override.excluded.has(a.sku_id)) override.excluded.delete(a.sku_id);
+    else override.excluded.add(a.sku_id);
+    renderResult(lastAnswer);
+  });
+  return el("li", { class: `analog${excluded ? " excluded" : ""}${pinned ? " pinned" : ""}`, "data-sku": a.sku_id },
+    el("img", { src: `/analogs/${encodeURIComponent(a.sku_id)}.jpg`, alt: a.title || a.sku_id, width: 96, height: 96 }),
     el("div", { class: "analog-body" },
+      pinned ? el("span", { class: "pin-badge" }, t("ov.pinned_badge")) : null,
       el("p", { class: "analog-title" }, a.title || a.sku_id),
       el("p", { class: "analog-meta" }, [a.sku_id, a.category, a.launch_date].filter(Boolean).join(" · ")),
       el("p", { class: "analog-numbers" },
-        el("span", {}, `${t("r.similarity")} `, el("strong", { class: "similarity" }, fmt(a.similarity, 2))),
-        el("span", {}, `${t("r.sales")} `, el("strong", { class: "sales" }, fmt(a.sales, 0))))));
+        el("span", {}, `${t("r.similarity")} `, el("strong", { class: "similarity" }, sim(a.similarity))),
+        el("span", {}, `${t("r.sales")} `, el("strong", { class: "sales" }, units(a.sales)))),
+      toggle));
+}
+
+function known(key) {
+  return key in TEXT.en;
+}
+
+/** Verdict: the label in words, and for a REVIEW which way the evidence leans. */
+function verdictBlock(label, reasons) {
+  const lean = [];
+  let line;
+  if (label === "REVIEW") {
+    line = t("verdict.REVIEW");
+    if (reasons.includes("LEANS_GO")) lean.push(t("lean.LEANS_GO"));
+    if (reasons.includes("LEANS_NO_GO")) lean.push(t("lean.LEANS_NO_GO"));
+    if (reasons.includes("BELOW_BREAK_EVEN_AT_P90")) lean.push(t("lean.P90"));
+  } else if (label === "NO_GO") {
+    line = reasons.includes("BELOW_BREAK_EVEN_AT_P90") ? t("verdict.NO_GO_P90") : t("verdict.NO_GO");
+  } else {
+    line = known(`verdict.${label}`) ? t(`verdict.${label}`) : "";
+  }
+  const leanCode = reasons.includes("LEANS_GO") ? "GO" : reasons.includes("LEANS_NO_GO") ? "NO_GO" : "";
+  return el("div", { class: `verdict verdict-${label}` },
+    el("span", { id: "decision-badge", class: `badge badge-${label}`, "data-label": label },
+      known(`label.${label}`) ? t(`label.${label}`) : label),
+    el("div", { class: "verdict-words" },
+      el("p", { class: "verdict-text" }, line),
+      lean.length ? el("p", { id: "decision-lean", class: `lean lean-${leanCode || "NONE"}`, "data-lean": leanCode },
+        lean.join(lang === "zh" ? "；" : "; ")) : null));
+}
+
+/** Break-even, its derivation, and P10/P50/P90 against it. */
+function economicsBlock(f, d) {
+  const e = d.economics || {};
+  const be = Number(e.break_even_units ?? d.break_even_units);
+  const finiteBe = Number.isFinite(be);
+  const assumed = Boolean(e.list_price_assumed ?? d.assumed_list_price);
+  const markup = fmt(e.markup, 2);
+  const rows = [
+    ["launch-cost", t("econ.launch_cost"), money(e.launch_cost), null],
+    ["list-price", t("econ.list_price"), money(e.list_price),
+      el("span", { id: "econ-price-source", class: assumed ? "tag tag-assumed" : "tag", "data-assumed": String(assumed) },
+        assumed ? t("econ.assumed", { markup }) : t("econ.given", { markup }))],
+    ["cost-price", t("econ.cost_price"), money(e.cost_price), null],
+    ["margin", t("econ.margin"), `${money(e.list_price)} − ${money(e.cost_price)} = ${money(e.unit_margin)}`, null],
+    ["break-even", t("econ.break_even"), finiteBe
+      ? `${money(e.launch_cost)} ÷ ${money(e.unit_margin)} = ${t("r.units", { n: units(be) })}` : t("econ.no_margin"), null],
+  ];
+  const quantiles = [["p10", f.p10], ["p50", f.p50], ["p90", f.p90]];
+  const top = Math.max(...quantiles.map(([, v]) => Number(v) || 0), finiteBe ? be : 0, 1) * 1.08;
+  const at = (v) => `${Math.max(0, Math.min(100, (Number(v) / top) * 100)).toFixed(1)}%`;
+  const bar = el("div", {
+    id: "be-bar", class: "be-bar", role: "img",
+    "aria-label": t("econ.chart_label", { p10: units(f.p10), p50: units(f.p50), p90: units(f.p90), be: finiteBe ? units(be) : "–" }),
+  },
+    el("div", { class: "be-band", style: `left:${at(f.p10)};width:calc(${at(f.p90)} - ${at(f.p10)})` }),
+    el("div", { class: "be-p50", style: `left:${at(f.p50)}` }),
+    finiteBe ? el("div", { class: "be-line", style: `left:${at(be)}` }) : null);
+  return el("section", { id: "economics", class: "panel" },
+    el("h3", {}, t("econ.heading")),
+    el("dl", { class: "econ" }, rows.map(([id, name, value, extra]) =>
+      el("div", { class: "econ-row" }, el("dt", {}, name), el("dd", { id: `econ-${id}` }, value, extra ? " " : null, extra)))),
+    el("p", { class: "be-caption" }, t("econ.compare")),
+    bar,
+    el("ul", { id: "be-compare", class: "be-compare" }, quantiles.map(([q, v]) => {
+      const clears = finiteBe && Number(v) >= be;
+      return el("li", { "data-q": q, "data-clears": String(clears), class: clears ? "clears" : "below" },
+        el("span", { class: "q" }, q.toUpperCase()), " ", el("strong", {}, t("r.units", { n: units(v) })), " ",
+        el("span", { class: "mark" }, clears ? `✓ ${t("econ.clears")}` : `✗ ${t("econ.below")}`));
+    })));
+}
+
+/** The sentence of the why-panel, from the numbers, in the page's language. */
+function whySentence(why, p50) {
+  const strong = (why.factors || []).filter((x) => Math.abs(Math.log(Number(x.factor) || 1)) >= 0.01).slice(0, 2);
+  const factors = strong.map((x) => t("why.factor_label", { group: groupName(x.group), factor: Number(x.factor).toFixed(2) }))
+    .join(t("why.join"));
+  if (!factors) return t("why.sentence_plain", { p50: units(p50), start: units(why.start_units) });
+  if (why.analogs) {
+    return t("why.sentence", { min: units(why.analogs.min), max: units(why.analogs.max),
+      median: units(why.analogs.median), p50: units(p50), factors });
+  }
+  return t("why.sentence_no_analogs", { p50: units(p50), start: units(why.start_units), factors });
+}
+
+function groupName(group) {
+  return known(`group.${group}`) ? t(`group.${group}`) : t("group.other");
+}
+
+function whyBlock(why, p50) {
+  const factors = Array.isArray(why.factors) ? why.factors : [];
+  const widest = Math.max(...factors.map((x) => Math.abs(Math.log(Number(x.factor) || 1))), 1e-6);
+  return el("section", { id: "why", class: "panel" },
+    el("h3", {}, t("why.heading")),
+    el("p", { id: "why-sentence", class: "why-sentence" }, whySentence(why, p50)),
+    el("p", { class: "why-start" }, t("why.start", { n: units(why.start_units) })),
+    el("ul", { id: "factors", class: "factors" }, factors.map((x) => {
+      const size = Math.log(Number(x.factor) || 1);
+      return el("li", { "data-group": x.group, "data-factor": x.factor, class: size >= 0 ? "up" : "down" },
+        el("span", { class: "factor-name" }, groupName(x.group)),
+        el("span", { class: "factor-track" },
+          el("span", { class: "factor-bar", style: `width:${((Math.abs(size) / widest) * 100).toFixed(1)}%` })),
+        el("span", { class: "factor-value" }, factor(x.factor)));
+    })));
+}
+
+function noveltyBlock(n) {
+  const row = (modality, value, floor) => {
+    const below = floor !== null && floor !== undefined && Number.isFinite(Number(value)) && Number(value) < Number(floor);
+    return el("li", { "data-modality": modality, "data-below": String(below), class: below ? "below" : "" },
+      el("span", {}, t(`nov.${modality}`)), " ", el("strong", { class: "value" }, sim(value)),
+      modality === "joint" ? null : el("span", { class: "floor" },
+        floor === null || floor === undefined ? t("nov.no_floor") : t("nov.floor", { floor: sim(floor) })),
+      below ? el("span", { class: "mark" }, ` ✗ ${t("nov.below")}`) : null);
+  };
+  const mismatch = n.category_agrees === false && n.picture_category;
+  return el("section", { id: "novelty", class: "panel" },
+    el("h3", {}, t("nov.heading")),
+    el("ul", { class: "novelty" },
+      row("picture", n.picture, n.picture_floor), row("copy", n.copy, n.copy_floor), row("joint", n.joint, null)),
+    mismatch ? el("p", { id: "category-mismatch", class: "warning" },
+      t("nov.mismatch", { picture: n.picture_category, category: n.category || "–" })) : null);
+}
+
+function assumedBlock(assumed, economics) {
+  const names = Object.keys(assumed || {});
+  if (!names.length) return null;
+  const markup = fmt((economics || {}).markup, 2);
+  return el("section", { id: "assumed", class: "panel assumed" },
+    el("h3", {}, t("as.heading")),
+    el("ul", {}, names.map((name) => {
+      const raw = assumed[name];
+      const value = name === "list_price" ? money(raw) : String(raw ?? "–").slice(0, 10 + (name === "launch_date" ? 0 : 190));
+      const key = known(`as.${name}`) ? `as.${name}` : "as.other";
+      return el("li", { "data-field": name }, t(key, { value, markup, field: name }));
+    })));
+}
+
+const SKU_ID = /^[\w.\-]{1,200}$/;
+
+function overrideBlock(answer) {
+  const applied = answer.override;
+  const input = el("input", { type: "text", id: "pin_analogs", autocomplete: "off", "aria-describedby": "err-pin_analogs" });
+  const add = el("button", { type: "button", id: "pin-add", class: "secondary" }, t("ov.pin_add"));
+  const err = el("p", { class: "error", id: "err-pin_analogs", hidden: true });
+  const pinIt = () => {
+    const id = input.value.trim();
+    if (!SKU_ID.test(id)) {
+      err.textContent = t("ov.bad_id");
+      err.hidden = false;
+      input.setAttribute("aria-invalid", "true");
+      return;
+    }
+    if (!override.pinned.includes(id)) override.pinned.push(id);
+    override.excluded.delete(id);
+    renderResult(lastAnswer);
+    $("pin_analogs").focus();
+  };
+  add.addEventListener("click", pinIt);
+  input.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); pinIt(); } });
+  const recompute = el("button", { type: "button", id: "recompute-btn", class: "primary" }, t("ov.recompute"));
+  recompute.addEventListener("click", () => {
+    clearErrors(OVERRIDE_FIELDS, "err-form");
+    if (!override.excluded.size && !override.pinned.length && !(applied && (applied.excluded || []).length + (applied.pinned || []).length)) {
+      err.textContent = t("ov.nothing");
+      err.hidden = false;
+      return;
+    }
+    if (lastRequest) send(lastRequest, recompute);
+  });
+  const list = (ids) => (ids && ids.length ? ids.join(", ") : t("ov.none"));
+  return el("section", { id: "override", class: "panel" },
+    el("h3", {}, t("ov.heading")),
+    el("p", { class: "hint" }, t("ov.hint")),
+    applied ? el("p", { id: "override-applied", class: "applied" },
+      t("ov.applied", { excluded: list(applied.excluded), pinned: list(applied.pinned) }),
+      (applied.not_usable || []).length ? ` ${t("ov.not_usable", { ids: applied.not_usable.join(", ") })}` : null) : null,
+    el("div", { class: "pin-row" },
+      el("label", { for: "pin_analogs" }, t("ov.pin_label")),
+      el("div", { class: "pin-input" }, input, add),
+      err),
+    override.pinned.length ? el("ul", { id: "pinned", class: "chips" }, override.pinned.map((id) => {
+      const remove = el("button", { type: "button", class: "chip-remove", "aria-label": t("ov.remove", { id }) }, "×");
+      remove.addEventListener("click", () => {
+        override.pinned = override.pinned.filter((x) => x !== id);
+        renderResult(lastAnswer);
+      });
+      return el("li", { "data-sku": id }, id, " ", remove);
+    })) : null,
+    override.excluded.size ? el("p", { id: "excluded-list", class: "hint" },
+      `${t("ov.exclude")}: ${[...override.excluded].join(", ")}`) : null,
+    recompute);
 }
 
 function renderResult(answer) {
   const f = answer.forecast || {};
   const d = answer.decision || {};
   const label = d.label || "REVIEW";
+  const reasons = Array.isArray(d.reasons) ? d.reasons : [];
   const curve = Array.isArray(f.curve) ? f.curve.map(Number) : [];
   const analogs = Array.isArray(answer.analogs) ? answer.analogs : [];
-  const box = $("result");
-  box.replaceChildren(
-    el("div", { class: `verdict verdict-${label}` },
-      el("span", { id: "decision-badge", class: `badge badge-${label}`, "data-label": label }, label.replace("_", " ")),
-      el("span", { class: "verdict-text" }, `label.${label}` in TEXT.en ? t(`label.${label}`) : "")),
+  const be = Number(d.break_even_units);
+  const summary = t(Number.isFinite(be) ? "r.summary" : "r.summary_no_be",
+    { p50: units(f.p50), p10: units(f.p10), p90: units(f.p90), be: units(be) });
+  $("result").replaceChildren(...[
+    verdictBlock(label, reasons),
+    reasons.includes("LIVE_ERROR_ABOVE_GATE") ? el("p", { id: "live-gate-warning", class: "warning" }, t("r.live_gate")) : null,
+    el("p", { id: "decision-summary", class: "summary" }, summary),
     el("h3", { class: "sr-only" }, t("r.reasons")),
     el("ul", { id: "reasons", class: "reasons" },
-      (d.reasons || []).map((code) => el("li", { "data-code": code },
-        `reason.${code}` in TEXT.en ? t(`reason.${code}`) : code))),
-    d.message ? el("p", { id: "decision-message", class: "message", lang: "en" }, d.message) : null,
+      reasons.map((code) => el("li", { "data-code": code }, known(`reason.${code}`) ? t(`reason.${code}`) : code))),
+    // the service's own sentence is English: shown on the English page only (the Chinese page has its own)
+    d.message && lang === "en" ? el("p", { id: "decision-message", class: "message", lang: "en" }, d.message) : null,
     el("dl", { class: "numbers" },
-      el("div", {}, el("dt", {}, t("r.p50")), el("dd", { id: "p50" }, fmt(f.p50))),
-      el("div", {}, el("dt", {}, t("r.band")), el("dd", { id: "band" }, `${fmt(f.p10)} – ${fmt(f.p90)}`)),
-      el("div", {}, el("dt", {}, t("r.break_even")), el("dd", { id: "break-even" }, fmt(d.break_even_units, 0)))),
+      el("div", {}, el("dt", {}, t("r.p50")), el("dd", { id: "p50" }, units(f.p50))),
+      el("div", {}, el("dt", {}, t("r.band")), el("dd", { id: "band" }, `${units(f.p10)} – ${units(f.p90)}`)),
+      el("div", {}, el("dt", {}, t("r.break_even")), el("dd", { id: "break-even" }, Number.isFinite(be) ? units(be) : "∞"))),
+    economicsBlock(f, d),
+    assumedBlock(answer.assumed, d.economics),
+    answer.why ? whyBlock(answer.why, f.p50) : null,
+    answer.novelty ? noveltyBlock(answer.novelty) : null,
     el("figure", { class: "curve" },
       el("figcaption", {}, t("r.curve")),
       curve.length ? curveChart(curve) : el("p", {}, t("r.no_curve"))),
     el("h3", {}, t("r.analogs")),
     analogs.length ? el("ul", { id: "analogs", class: "analogs" }, analogs.map(analogCard)) : el("p", {}, t("r.no_analogs")),
+    overrideBlock(answer),
     answer.model ? el("p", { class: "model-line" }, `${t("r.model")}: ${answer.model.version ?? "–"}`) : null,
-  );
+  ].filter(Boolean));
 }
 
 /* ------------------------------------------------------------------ batch */
