@@ -273,6 +273,48 @@ def server(trained: dict, tmp_path_factory):
         os.killpg(proc.pid, signal.SIGKILL)
 
 
+# ---------------------------------------------------------------- a real PostgreSQL server
+def _postgres_bin() -> Path:
+    """The newest installed PostgreSQL's binaries (Debian: /usr/lib/postgresql/<major>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: run `make system` (apt-get install postgresql)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl, as the ``postgres`` user when we are root)
+    on a free loopback port; yields a SQLAlchemy URL of a fresh database, stops the cluster after."""
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    binaries = _postgres_bin()
+    folder = Path(tempfile.mkdtemp(prefix="trialcast-pg-"))
+    as_user: list[str] = []
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        user = "postgres"
+        shutil.chown(folder, user)
+        as_user = ["runuser", "-u", user, "--"]
+    data, port = folder / "data", _free_port()
+
+    def run(*command: str) -> None:
+        subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
+
+    run(str(binaries / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8")
+    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}", "start")
+    try:
+        run(str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, "trialcast")
+        yield f"postgresql+psycopg://{user}@127.0.0.1:{port}/trialcast"
+    finally:
+        run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- markers, applied automatically
 # Fixtures that need the 3,000-SKU sample, train a model or start a real server. A test that uses
 # one of them (directly or through another fixture: ``item.fixturenames`` is the whole closure) is

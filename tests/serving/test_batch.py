@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 OUTPUT_COLUMNS = ["p10", "p50", "p90", "curve", "decision", "reasons", "message", "break_even_units",
-                  "top_similarity", "similar_skus", "model_version", "error"]
+                  "top_similarity", "similar_skus", "model_version", "quantity", "forecast_id", "error"]
 PART = re.compile(r"^\d{9}\.parquet$")
 
 
