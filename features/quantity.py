@@ -25,9 +25,9 @@ def lognormal_band(p10: float, p50: float, p90: float) -> tuple[float, float]:
 def newsvendor(p10: float, p50: float, p90: float, list_price: float, cost_price: float,
                salvage_share: float) -> dict[str, float | None]:
     """Units to make for 7 days, the critical ratio, expected leftover units and the chance of
-    selling out. No positive margin: make nothing (the decision rule says NO_GO already)."""
+    selling out. No positive margin or no expected sale: make nothing."""
     salvage = salvage_share * cost_price
-    if not all(math.isfinite(x) for x in (p10, p50, p90, list_price)) or list_price <= cost_price:
+    if not all(math.isfinite(x) for x in (p10, p50, p90, list_price)) or list_price <= cost_price or p50 <= 0:
         return {"units": 0.0, "critical_ratio": None, "expected_leftover": 0.0, "p_sell_out": None,
                 "salvage_value": salvage}
     ratio = (list_price - cost_price) / (list_price - salvage)
@@ -36,5 +36,6 @@ def newsvendor(p10: float, p50: float, p90: float, list_price: float, cost_price
     units = math.exp(mu + sigma * z)
     # E[(q - D)+] for lognormal D at q = exp(mu + sigma z): q Phi(z) - E[D] Phi(z - sigma).
     leftover = units * norm.cdf(z) - math.exp(mu + sigma**2 / 2) * norm.cdf(z - sigma)
-    return {"units": round(units, 1), "critical_ratio": round(ratio, 4), "expected_leftover": round(max(leftover, 0.0), 1),
-            "p_sell_out": round(1 - ratio, 4), "salvage_value": round(salvage, 2)}
+    return {"units": round(units, 1), "critical_ratio": round(ratio, 4),
+            "expected_leftover": round(max(leftover, 0.0), 1), "p_sell_out": round(1 - ratio, 4),
+            "salvage_value": round(salvage, 2)}

@@ -156,6 +156,27 @@ def actuals(file: Path = typer.Argument(..., help="CSV/Parquet: sku_id or foreca
 
 
 @app.command()
+def track(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Launched SKUs with actuals, day by day against the forecast: RESTOCK / SLOW / ON_TRACK and an
+    updated forecast of the days left."""
+    from features.ledger import open_ledger
+    from features.ledger.track import tracking
+
+    settings = _settings()
+    rows = tracking(open_ledger(settings), settings.restock_threshold)
+    if as_json:
+        _dump(rows)
+        return
+    if not rows:
+        typer.echo("no launched SKU with actuals yet (send them: `trialcast actuals FILE`)")
+    for r in rows:
+        typer.echo(f"{r['sku_id']} (forecast {r['forecast_id'][:8]}, v{r['model_version']}) day {r['days']}/7: "
+                   f"{r['actual_to_date']:.0f} sold vs {r['forecast_to_date']:.0f} forecast to date "
+                   f"(P10 path {r['p10_to_date']:.0f}) -> {r['signal']}; 7-day forecast {r['prior_7d']:.0f} -> "
+                   f"{r['updated_7d']:.0f}")
+
+
+@app.command()
 def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(3000, help="Port to listen on."),
