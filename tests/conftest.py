@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 
@@ -231,9 +232,9 @@ def trained(sample_dir: Path, tmp_path_factory) -> dict:
     return {"home": home, "settings": settings, "summary": summary, "sample": sample_dir}
 
 
-@pytest.fixture(scope="session")
-def server(trained: dict, tmp_path_factory):
-    """The real service (``bentoml serve``) on a free loopback port, serving the sample champion."""
+@contextlib.contextmanager
+def serving(env: dict[str, str], folder: Path):
+    """``bentoml serve`` of the service with ``env`` on a free loopback port, until ready; stopped after."""
     import signal
     import subprocess
     import sys
@@ -242,11 +243,8 @@ def server(trained: dict, tmp_path_factory):
     import httpx
 
     port = _free_port()
-    env = {**os.environ, "TRIALCAST_HOME": str(trained["home"])}
-    if trained["settings"].cache_file:
-        env["TRIALCAST_CACHE_FILE"] = str(trained["settings"].cache_file)
     bentoml = Path(sys.executable).with_name("bentoml")
-    with open(tmp_path_factory.mktemp("server") / "server.log", "wb") as log:  # the child keeps its copy
+    with open(folder / "server.log", "wb") as log:  # the child keeps its copy
         proc = subprocess.Popen(
             [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -265,12 +263,38 @@ def server(trained: dict, tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             raise RuntimeError(f"the service did not become ready in 180 s; see {log.name}")
         time.sleep(0.5)
-    yield {"url": base, "process": proc, "log": Path(log.name), **trained}
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        yield {"url": base, "process": proc, "log": Path(log.name)}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def server_env(trained: dict, **settings: str) -> dict[str, str]:
+    """Environment of a service on the trained home, plus ``TRIALCAST_<NAME>`` settings."""
+    env = {**os.environ, "TRIALCAST_HOME": str(trained["home"])}
+    if trained["settings"].cache_file:
+        env["TRIALCAST_CACHE_FILE"] = str(trained["settings"].cache_file)
+    return {**env, **{f"TRIALCAST_{k.upper()}": v for k, v in settings.items()}}
+
+
+@pytest.fixture(scope="session")
+def server(trained: dict, tmp_path_factory):
+    """The real service (``bentoml serve``) on a free loopback port, serving the sample champion."""
+    with serving(server_env(trained), tmp_path_factory.mktemp("server")) as running:
+        yield {**running, **trained}
+
+
+@pytest.fixture(scope="session")
+def start_server():
+    """``start_server(env, folder)``: a context manager running another real service (test modules
+    cannot import this conftest under ``--import-mode=importlib``), and ``server_env``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(serving=serving, env=server_env)
 
 
 # ---------------------------------------------------------------- a real PostgreSQL server
@@ -324,6 +348,7 @@ SLOW_FIXTURES = frozenset({
     "sample_dir",        # writes the 3,000-SKU sample
     "trained",           # embeds and trains on it
     "server",            # `bentoml serve` on the trained home
+    "drift_server",      # tests/serving/test_forecast_log.py: a second service on a drifting log
     "empty_server",      # tests/serving/test_not_ready.py: `bentoml serve` on an empty home
     "candidates_table",  # tests/serving/conftest.py: the sample's candidates
     "scored",            # tests/serving/conftest.py: `trialcast score` with the champion
