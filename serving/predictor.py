@@ -124,9 +124,9 @@ class Predictor:
         }
 
     def predict(self, records: list[dict[str, Any]], images: list[bytes | None], *,
-                image_required: bool = True, record: bool = True) -> list[dict[str, Any]]:
+                image_required: bool = True, to_log: bool = True) -> list[dict[str, Any]]:
         """One answer per record, in order: a forecast and decision, or the record's field errors.
-        Each ok answer is written to the forecast log (``record``) and carries its ``forecast_id``."""
+        Each ok answer is written to the forecast log (unless ``to_log`` is False) and carries its ``forecast_id``."""
         answers: list[dict[str, Any] | None] = [None] * len(records)
         good, clean_rows, good_images = [], [], []
         for i, (record, image) in enumerate(zip(records, images)):
@@ -145,6 +145,6 @@ class Predictor:
             forecasts = self.bundle.forecast(frame, self.settings, images=good_images, show=self.settings.analog_show)
             for i, row, forecast in zip(good, clean_rows, forecasts):
                 answers[i] = self._answer(row, forecast)
-            if record:
+            if to_log:
                 self.log.record(clean_rows, good_images, [answers[i] for i in good])  # type: ignore[misc]
         return answers  # type: ignore[return-value]

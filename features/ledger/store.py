@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def engine_for(url: str) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         try:
             migrate(engine)
-        except Exception:  # two processes migrating the same new database at once: the loser retries
+        except Exception:  # noqa: BLE001  two processes migrating the same new database at once: the loser retries
             migrate(engine)
         _ENGINES[url] = engine
         return engine
@@ -82,7 +82,7 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]], k
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def write_forecasts(engine: Engine, rows: Iterable[dict[str, Any]]) -> None:

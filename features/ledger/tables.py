@@ -3,7 +3,18 @@ change them; this module is what the code reads and writes through, and must mat
 
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Date, DateTime, Float, Index, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 metadata = MetaData()
 
