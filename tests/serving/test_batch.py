@@ -89,7 +89,8 @@ def test_killed_run_resumes_without_losing_or_repeating_rows(scored: dict, cli, 
     assert resumed["sku_id"].tolist() == scored["frame"]["sku_id"].tolist()  # none lost, none twice
     assert not resumed["sku_id"].duplicated().any()
     # Every row is a forecast of its own run (a new forecast_id in the log); all else is identical.
-    assert resumed["forecast_id"].notna().all() and not resumed["forecast_id"].duplicated().any()
+    ids = resumed.loc[resumed["error"].isna(), "forecast_id"]
+    assert ids.notna().all() and not ids.duplicated().any() and resumed.loc[resumed["error"].notna(), "forecast_id"].isna().all()
     pd.testing.assert_frame_equal(resumed.drop(columns="forecast_id"), scored["frame"].drop(columns="forecast_id"))
     assert not parts.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.log", "scores.parquet"]
