@@ -28,8 +28,10 @@ $(STAMP): requirements.lock pyproject.toml
 demo: setup
 	$(BIN)/trialcast demo
 
-# Debian packages: Chromium and ChromeDriver for the browser tests, a CJK font for plots (once).
+# Debian packages: Chromium and ChromeDriver for the browser tests, a CJK font for plots, PostgreSQL (once).
 SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+# PostgreSQL for the forecast-log tests (tests/conftest.py starts a throwaway cluster with initdb + pg_ctl).
+SYSTEM_PACKAGES += postgresql
 system:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
 	  ( (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null)

@@ -106,9 +106,29 @@ class Settings(ModelSettings, BaseSettings):
 
     cache_file: Path | None = Field(None, description="Embedding cache file; defaults to home/embeddings.sqlite.")
 
+    # After launch: the forecast log, actual sales, the live error (features.ledger).
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL of the forecast log; defaults to SQLite home/forecasts.sqlite."
+    )
+    live_min_launches: int = Field(
+        30, ge=1, description="Completed launches a version needs before its live error can send answers to REVIEW."
+    )
+    live_cache_seconds: float = Field(30.0, ge=0, description="How long serving reuses its version's live error.")
+    restock_threshold: float = Field(
+        0.30, ge=0, description="Cumulative sales this far above the cumulative forecast to date signal RESTOCK."
+    )
+    salvage_share: float = Field(
+        0.3, ge=0, lt=1, description="Value of a leftover unit as a share of its cost price (newsvendor quantity)."
+    )
+
     @property
     def cache_path(self) -> Path:
         return self.cache_file or self.home / "embeddings.sqlite"
+
+    @property
+    def ledger_url(self) -> str:
+        """The forecast log's database: ``database_url``, or SQLite under home."""
+        return self.database_url or f"sqlite:///{(self.home / 'forecasts.sqlite').resolve()}"
 
     @property
     def mlflow_uri(self) -> str:

@@ -23,9 +23,9 @@ from serving.predictor import Predictor
 
 CHUNK = 64
 # Every output has these columns after the input's, whatever failed, in this order.
-NUMBERS = ("p10", "p50", "p90", "break_even_units", "top_similarity")
+NUMBERS = ("p10", "p50", "p90", "break_even_units", "top_similarity", "quantity")
 OUTPUT_COLUMNS = ("p10", "p50", "p90", "curve", "decision", "reasons", "message", "break_even_units",
-                  "top_similarity", "similar_skus", "model_version", "error")
+                  "top_similarity", "similar_skus", "model_version", "quantity", "forecast_id", "error")
 
 
 def _input_columns(raw: pd.DataFrame) -> pd.DataFrame:
@@ -47,6 +47,8 @@ def _flatten(answer: dict[str, Any]) -> dict[str, Any]:
         "top_similarity": analogs[0]["similarity"] if analogs else None,
         "similar_skus": ",".join(a["sku_id"] for a in analogs),
         "model_version": answer["model"]["version"],
+        "quantity": answer["quantity"]["units"],  # newsvendor units to make (features.quantity)
+        "forecast_id": answer.get("forecast_id"),  # its row in the forecast log
         "error": None,
     }
 

@@ -18,8 +18,11 @@ from features.assemble import OVERRIDE
 from features.config import Settings
 from features.decision import DecisionRule, Evidence, decide
 from features.images import ImageError, decode_image
+from features.ledger.live import guard
 from features.model import Model
+from features.quantity import newsvendor
 from features.schema import Sku, validate
+from serving.forecast_log import ForecastLog
 
 
 @dataclass
@@ -75,6 +78,7 @@ class Predictor:
         self.version = version
         self.rule = decision_rule(settings)
         self.history = frozenset(bundle.pipeline.history["sku_id"].astype(str))
+        self.log = ForecastLog(settings, version)  # the forecast log and this version's live error
 
     @property
     def categories(self) -> list[str]:
@@ -117,6 +121,10 @@ class Predictor:
                           used["list_price"], self.rule, evidence=evidence, assumed=tuple(used["assumed"]),
                           list_price_assumed="list_price" in used["assumed"], overridden=bool(forecast["override"]),
                           costly=self._costly(used["assumed"]))
+        decision = guard(decision, self.log.live())
+        econ = decision.economics
+        quantity = newsvendor(forecast["p10"], forecast["p50"], forecast["p90"], econ["list_price"],
+                              econ["cost_price"], self.settings.salvage_share)
         facts = self.model_facts()
         return {
             "sku_id": row["sku_id"],
@@ -125,6 +133,7 @@ class Predictor:
                          "p90": round(forecast["p90"], 1), "unit": "units in the first 7 days",
                          "curve": forecast["curve"]},
             "decision": decision.as_dict(),
+            "quantity": quantity,
             "assumed": {name: used[name] for name in used["assumed"]},
             "novelty": novelty,
             "why": forecast["why"],
@@ -134,8 +143,9 @@ class Predictor:
         }
 
     def predict(self, records: list[dict[str, Any]], images: list[bytes | None], *,
-                image_required: bool = True) -> list[dict[str, Any]]:
-        """One answer per record, in order: a forecast and decision, or the record's field errors."""
+                image_required: bool = True, to_log: bool = True) -> list[dict[str, Any]]:
+        """One answer per record, in order: a forecast and decision, or the record's field errors.
+        Each ok answer is written to the forecast log (unless ``to_log`` is False) and carries its ``forecast_id``."""
         answers: list[dict[str, Any] | None] = [None] * len(records)
         good, clean_rows, good_images = [], [], []
         for i, (record, image) in enumerate(zip(records, images)):
@@ -154,4 +164,6 @@ class Predictor:
             forecasts = self.bundle.forecast(frame, self.settings, images=good_images, show=self.settings.analog_show)
             for i, row, forecast in zip(good, clean_rows, forecasts):
                 answers[i] = self._answer(row, forecast)
+            if to_log:
+                self.log.record(clean_rows, good_images, [answers[i] for i in good])  # type: ignore[misc]
         return answers  # type: ignore[return-value]

@@ -49,7 +49,7 @@ def _warm_up(predictor: Any) -> str | None:
     Image.new("RGB", (224, 224), (255, 255, 255)).save(buffer, format="PNG")
     try:
         answer = predictor.predict([{"sku_id": "warm-up", "title": "warm-up", "cost_price": 1.0}],
-                                   [buffer.getvalue()])[0]
+                                   [buffer.getvalue()], to_log=False)[0]
     except Exception as error:
         logging.getLogger("trialcast.serving").exception("the champion failed its warm-up forecast")
         return (f"the champion (version {predictor.version}) cannot forecast with the installed code "

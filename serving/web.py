@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, File, UploadFile
+from fastapi import Body, FastAPI, File, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from features.config import Settings
@@ -74,7 +74,29 @@ def api_docs() -> FileResponse:
 def model() -> JSONResponse:
     if state.predictor is None:
         return JSONResponse({"ready": False, "message": state.message}, status_code=200)
-    return JSONResponse({"ready": True, **state.predictor.model_facts()})
+    return JSONResponse({"ready": True, **state.predictor.model_facts(), "live": state.predictor.log.live()})
+
+
+@app.post("/actuals", summary="Actual daily sales of launched SKUs (idempotent: a day sent again replaces it)")
+def post_actuals(body: dict[str, Any] = Body(..., examples=[{"rows": [
+        {"sku_id": "S01234", "date": "2025-06-01", "units": 12}]}])) -> JSONResponse:
+    """``{"rows": [{"sku_id" or "forecast_id", "date", "units"}, ...]}``: stored all or nothing;
+    422 names every bad row (row, field, reason); SKUs without a served forecast come back in
+    ``unmatched`` (stored all the same)."""
+    from features.ledger import open_ledger
+    from features.ledger.actuals import ingest
+
+    if state.settings is None:
+        return not_ready()
+    rows = body.get("rows") if isinstance(body, dict) else None
+    if not isinstance(rows, list):
+        return error(422, "rows", "send {\"rows\": [...]} with one object per SKU and day")
+    result = ingest(open_ledger(state.settings), rows)
+    if result["errors"]:
+        return JSONResponse({"error": f"{len(result['errors'])} problems; nothing stored", **result,
+                             "detail": [{"loc": ["rows", e["row"], e["field"]], "msg": e["reason"],
+                                         "type": "invalid_input"} for e in result["errors"]]}, status_code=422)
+    return JSONResponse(result)
 
 
 @app.get("/analogs/{sku_id}.jpg", summary="Thumbnail of a past SKU shown as an analog",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 
@@ -231,9 +232,9 @@ def trained(sample_dir: Path, tmp_path_factory) -> dict:
     return {"home": home, "settings": settings, "summary": summary, "sample": sample_dir}
 
 
-@pytest.fixture(scope="session")
-def server(trained: dict, tmp_path_factory):
-    """The real service (``bentoml serve``) on a free loopback port, serving the sample champion."""
+@contextlib.contextmanager
+def serving(env: dict[str, str], folder: Path):
+    """``bentoml serve`` of the service with ``env`` on a free loopback port, until ready; stopped after."""
     import signal
     import subprocess
     import sys
@@ -242,11 +243,8 @@ def server(trained: dict, tmp_path_factory):
     import httpx
 
     port = _free_port()
-    env = {**os.environ, "TRIALCAST_HOME": str(trained["home"])}
-    if trained["settings"].cache_file:
-        env["TRIALCAST_CACHE_FILE"] = str(trained["settings"].cache_file)
     bentoml = Path(sys.executable).with_name("bentoml")
-    with open(tmp_path_factory.mktemp("server") / "server.log", "wb") as log:  # the child keeps its copy
+    with open(folder / "server.log", "wb") as log:  # the child keeps its copy
         proc = subprocess.Popen(
             [str(bentoml), "serve", "serving.service:Trialcast", "--host", "127.0.0.1", "--port", str(port)],
             env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -265,12 +263,80 @@ def server(trained: dict, tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             raise RuntimeError(f"the service did not become ready in 180 s; see {log.name}")
         time.sleep(0.5)
-    yield {"url": base, "process": proc, "log": Path(log.name), **trained}
-    proc.send_signal(signal.SIGTERM)
     try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        yield {"url": base, "process": proc, "log": Path(log.name)}
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def server_env(trained: dict, **settings: str) -> dict[str, str]:
+    """Environment of a service on the trained home, plus ``TRIALCAST_<NAME>`` settings."""
+    env = {**os.environ, "TRIALCAST_HOME": str(trained["home"])}
+    if trained["settings"].cache_file:
+        env["TRIALCAST_CACHE_FILE"] = str(trained["settings"].cache_file)
+    return {**env, **{f"TRIALCAST_{k.upper()}": v for k, v in settings.items()}}
+
+
+@pytest.fixture(scope="session")
+def server(trained: dict, tmp_path_factory):
+    """The real service (``bentoml serve``) on a free loopback port, serving the sample champion."""
+    with serving(server_env(trained), tmp_path_factory.mktemp("server")) as running:
+        yield {**running, **trained}
+
+
+@pytest.fixture(scope="session")
+def start_server():
+    """``start_server(env, folder)``: a context manager running another real service (test modules
+    cannot import this conftest under ``--import-mode=importlib``), and ``server_env``."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(serving=serving, env=server_env)
+
+
+# ---------------------------------------------------------------- a real PostgreSQL server
+def _postgres_bin() -> Path:
+    """The newest installed PostgreSQL's binaries (Debian: /usr/lib/postgresql/<major>/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise RuntimeError("PostgreSQL is not installed: run `make system` (apt-get install postgresql)")
+    return found[-1].parent
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A throwaway PostgreSQL cluster (initdb + pg_ctl, as the ``postgres`` user when we are root)
+    on a free loopback port; yields a SQLAlchemy URL of a fresh database, stops the cluster after."""
+    import pwd
+    import shutil
+    import subprocess
+    import tempfile
+
+    binaries = _postgres_bin()
+    folder = Path(tempfile.mkdtemp(prefix="trialcast-pg-"))
+    as_user: list[str] = []
+    user = pwd.getpwuid(os.geteuid()).pw_name
+    if os.geteuid() == 0:  # postgres refuses to run as root
+        user = "postgres"
+        shutil.chown(folder, user)
+        as_user = ["runuser", "-u", user, "--"]
+    data, port = folder / "data", _free_port()
+
+    def run(*command: str) -> None:
+        subprocess.run([*as_user, *command], check=True, capture_output=True, timeout=120)
+
+    run(str(binaries / "initdb"), "-D", str(data), "-U", user, "--auth=trust", "-E", "UTF8")
+    run(str(binaries / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "60", "-o",
+        f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder}", "start")
+    try:
+        run(str(binaries / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", user, "trialcast")
+        yield f"postgresql+psycopg://{user}@127.0.0.1:{port}/trialcast"
+    finally:
+        run(str(binaries / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- markers, applied automatically
@@ -282,6 +348,7 @@ SLOW_FIXTURES = frozenset({
     "sample_dir",        # writes the 3,000-SKU sample
     "trained",           # embeds and trains on it
     "server",            # `bentoml serve` on the trained home
+    "drift_server",      # tests/serving/test_forecast_log.py: a second service on a drifting log
     "empty_server",      # tests/serving/test_not_ready.py: `bentoml serve` on an empty home
     "candidates_table",  # tests/serving/conftest.py: the sample's candidates
     "scored",            # tests/serving/conftest.py: `trialcast score` with the champion

@@ -101,6 +101,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
 
     settings = _settings()
     state = registry_status(connect(settings), settings)
+    state["live"] = _live_section(settings)
     if as_json:
         _dump(state)
         return
@@ -116,6 +117,7 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         if m:
             typer.echo(f"  baseline {name}: wape {m.get('wape', float('nan')):.1%}"
                        + (f"; decisions: {_decisions(m)}" if "go_precision" in m else ""))
+    typer.echo(_live_line(state["live"], str(champ["version"])))
 
 
 def _decisions(m: dict) -> str:
@@ -123,6 +125,64 @@ def _decisions(m: dict) -> str:
     nan = float("nan")
     return (f"GO precision {m.get('go_precision', nan):.0%} (launching everything: {m.get('base_rate', nan):.0%}), "
             f"GO recall {m.get('go_recall', nan):.0%}, REVIEW {m.get('review_rate', nan):.0%}")
+
+
+def _live_section(settings) -> dict:
+    """The live error per model version, from the forecast log (features.ledger.live)."""
+    from features.ledger import open_ledger
+    from features.ledger.live import live_by_version
+
+    return live_by_version(open_ledger(settings), settings.gate_threshold, settings.live_min_launches)
+
+
+def _live_line(live: dict, version: str) -> str:
+    m = live.get(version)
+    if not m or not m["n"]:
+        return f"  live v{version}: no launch with 7 days of actuals yet (send them: `trialcast actuals FILE`)"
+    band = m["wape_interval"]
+    band_text = f" [90% {band[0]:.1%}, {band[1]:.1%}]" if band else ""
+    go = f", GO precision {m['go_precision']:.0%} of {m['go_n']}" if m["go_n"] else ""
+    state = "ABOVE THE GATE: answers go to REVIEW" if m["above_gate"] else "under the gate"
+    return (f"  live v{version}: wape {m['wape']:.1%}{band_text} over {m['n']} launches, bias {m['bias']:+.1%}, "
+            f"P10-P90 coverage {m['coverage']:.0%}{go} -> {state}")
+
+
+@app.command()
+def actuals(file: Path = typer.Argument(..., help="CSV/Parquet: sku_id or forecast_id, date, units (one row a day).")
+            ) -> None:
+    """Record actual daily sales of launched SKUs; a day sent again replaces that day."""
+    from features.ledger import open_ledger
+    from features.ledger.actuals import ingest, read_file
+
+    settings = _settings()
+    result = ingest(open_ledger(settings), read_file(file))
+    if result["errors"]:
+        for e in result["errors"]:
+            typer.echo(f"row {e['row']}, {e['field']}: {e['reason']}", err=True)
+        typer.echo(f"error: {len(result['errors'])} problems in {file}; nothing stored", err=True)
+        raise typer.Exit(2)
+    _dump(result)
+
+
+@app.command()
+def track(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
+    """Launched SKUs with actuals, day by day against the forecast: RESTOCK / SLOW / ON_TRACK and an
+    updated forecast of the days left."""
+    from features.ledger import open_ledger
+    from features.ledger.track import tracking
+
+    settings = _settings()
+    rows = tracking(open_ledger(settings), settings.restock_threshold)
+    if as_json:
+        _dump(rows)
+        return
+    if not rows:
+        typer.echo("no launched SKU with actuals yet (send them: `trialcast actuals FILE`)")
+    for r in rows:
+        typer.echo(f"{r['sku_id']} (forecast {r['forecast_id'][:8]}, v{r['model_version']}) day {r['days']}/7: "
+                   f"{r['actual_to_date']:.0f} sold vs {r['forecast_to_date']:.0f} forecast to date "
+                   f"(P10 path {r['p10_to_date']:.0f}) -> {r['signal']}; 7-day forecast {r['prior_7d']:.0f} -> "
+                   f"{r['updated_7d']:.0f}")
 
 
 @app.command()

@@ -1,0 +1,134 @@
+"""The forecast log's database: an engine per URL, the schema brought to Alembic's head on first use,
+and the reads and writes of forecasts and actual sales (SQLAlchemy Core, any SQLAlchemy URL)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine.url import make_url
+
+from features.ledger.tables import actuals, forecasts
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+_ENGINES: dict[str, Engine] = {}
+_LOCK = threading.Lock()
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest migration (a no-op when it is there): Alembic driven from code,
+    so the package carries its migrations and nobody needs an alembic.ini."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL and a busy timeout: the service writes while the CLI reads, from other processes."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def engine_for(url: str) -> Engine:
+    """One migrated engine per URL and process (SQLite: its folder is created)."""
+    with _LOCK:
+        if url in _ENGINES:
+            return _ENGINES[url]
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, pool_pre_ping=True)
+        if parsed.get_backend_name() == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        try:
+            migrate(engine)
+        except Exception:  # noqa: BLE001  two processes migrating the same new database at once: the loser retries
+            migrate(engine)
+        _ENGINES[url] = engine
+        return engine
+
+
+def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: list[str],
+           update: list[str]) -> None:
+    """Insert rows, replacing the ``update`` columns of a row whose ``keys`` exist (SQLite and
+    PostgreSQL ``ON CONFLICT DO UPDATE``); a row sent again with the same values changes nothing."""
+    if not rows:
+        return
+    name = connection.dialect.name
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    elif name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        raise ValueError(f"the forecast log supports SQLite and PostgreSQL, not {name}")
+    statement = insert(table)
+    changed = statement.excluded[update[0]] != table.c[update[0]]
+    statement = statement.on_conflict_do_update(
+        index_elements=keys, set_={c: statement.excluded[c] for c in [*update, "received_at"]}, where=changed)
+    connection.execute(statement, list(rows))
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def write_forecasts(engine: Engine, rows: Iterable[dict[str, Any]]) -> None:
+    """Append forecast rows (their ids made by the caller, so the answer can carry them)."""
+    rows = list(rows)
+    if rows:
+        with engine.begin() as connection:
+            connection.execute(forecasts.insert(), rows)
+
+
+def write_actuals(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:
+    """Upsert daily actuals on (subject, date): a day sent again replaces that day."""
+    stamp = now()
+    with engine.begin() as connection:
+        upsert(connection, actuals, [{**r, "received_at": stamp} for r in rows], ["subject", "date"], ["units"])
+
+
+def known(engine: Engine, column: str, values: set[str]) -> set[str]:
+    """Which of ``values`` appear as forecasts.``column`` (``id`` or ``sku_id``)."""
+    if not values:
+        return set()
+    col = forecasts.c[column]
+    with engine.connect() as connection:
+        found = connection.execute(select(col).where(col.in_(sorted(values))).distinct()).scalars()
+        return {str(v) for v in found}
+
+
+def read_actuals(engine: Engine) -> pd.DataFrame:
+    with engine.connect() as connection:
+        return pd.DataFrame(connection.execute(select(actuals)).mappings().all(),
+                            columns=[c.name for c in actuals.columns])
+
+
+def read_forecasts(engine: Engine, ids: set[str], skus: set[str], version: str | None = None) -> pd.DataFrame:
+    """Forecasts with one of ``ids`` or of one of ``skus`` (optionally of one model version)."""
+    columns = [c.name for c in forecasts.columns]
+    if not ids and not skus:
+        return pd.DataFrame(columns=columns)
+    query = select(forecasts).where(forecasts.c.id.in_(sorted(ids)) | forecasts.c.sku_id.in_(sorted(skus)))
+    if version is not None:
+        query = query.where(forecasts.c.model_version == version)
+    with engine.connect() as connection:
+        return pd.DataFrame(connection.execute(query).mappings().all(), columns=columns)
+
+
+def forecast_by_id(engine: Engine, forecast_id: str) -> dict[str, Any] | None:
+    with engine.connect() as connection:
+        row = connection.execute(select(forecasts).where(forecasts.c.id == forecast_id)).mappings().first()
+        return dict(row) if row else None

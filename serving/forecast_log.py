@@ -1,0 +1,99 @@
+"""What serving does after answering: write every forecast to the log (features.ledger) with an id
+the caller gets back, and ask the log how its model version is doing live (cached).
+
+Writing the log must never make a forecast fail: a database error is logged and the answers are
+returned without a ``forecast_id`` (None), so the caller knows the forecast is not on record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import time
+import uuid
+from datetime import date
+from typing import Any
+
+from features.config import Settings
+
+log = logging.getLogger("trialcast.ledger")
+FIELDS = ("sku_id", "title", "description", "category", "cost_price", "list_price", "launch_date", "channel")
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-safe copy of a record value (NaN / NaT as None, dates as ISO text)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "isoformat"):
+        try:
+            return value.date().isoformat() if hasattr(value, "date") else value.isoformat()
+        except ValueError:  # NaT
+            return None
+    return value
+
+
+def entry(forecast_id: str, row: dict[str, Any], image: bytes | None, answer: dict[str, Any],
+          version: str | None) -> dict[str, Any]:
+    """The log row of one answered SKU: inputs (picture by sha256), band, curve, decision."""
+    f, d = answer["forecast"], answer["decision"]
+    launch = answer.get("assumed", {}).get("launch_date") or _plain(row.get("launch_date"))
+    return {
+        "id": forecast_id, "created_at": _now(), "model_version": None if version is None else str(version),
+        "sku_id": row.get("sku_id"), "image_sha256": hashlib.sha256(image).hexdigest() if image else None,
+        "fields": {k: _plain(row.get(k)) for k in FIELDS},
+        "launch_date": date.fromisoformat(launch) if launch else None,
+        "p10": f["p10"], "p50": f["p50"], "p90": f["p90"], "curve": f["curve"],
+        "decision": d["label"], "reasons": d["reasons"], "message": d["message"],
+        "break_even_units": d["break_even_units"] if math.isfinite(d["break_even_units"]) else None,
+        "quantity": answer.get("quantity"),
+    }
+
+
+def _now():
+    from features.ledger.store import now
+
+    return now()
+
+
+class ForecastLog:
+    """The serving side of the ledger for one model version: record answers, report the live error."""
+
+    def __init__(self, settings: Settings, version: str | None):
+        self.settings, self.version = settings, version
+        self._live: tuple[float, dict[str, Any] | None] | None = None
+
+    def record(self, rows: list[dict[str, Any]], images: list[bytes | None], answers: list[dict[str, Any]]) -> None:
+        """Give each ok answer a ``forecast_id`` and write them all; on a database error log it and
+        set the ids to None (the answers still go out)."""
+        from features.ledger import open_ledger
+        from features.ledger.store import write_forecasts
+
+        entries = []
+        for row, image, answer in zip(rows, images, answers):
+            answer["forecast_id"] = uuid.uuid4().hex
+            entries.append(entry(answer["forecast_id"], row, image, answer, self.version))
+        try:
+            write_forecasts(open_ledger(self.settings), entries)
+        except Exception:
+            log.exception("could not write %d forecasts to the log %s", len(entries), self.settings.ledger_url)
+            for answer in answers:
+                answer["forecast_id"] = None
+
+    def live(self) -> dict[str, Any] | None:
+        """This version's live error (features.ledger.live), re-read at most every
+        ``live_cache_seconds``; None when the log cannot be read (the forecast goes on)."""
+        stamp = time.monotonic()
+        if self._live is not None and stamp - self._live[0] < self.settings.live_cache_seconds:
+            return self._live[1]
+        try:
+            from features.ledger import open_ledger
+            from features.ledger.live import live_by_version
+
+            state = live_by_version(open_ledger(self.settings), self.settings.gate_threshold,
+                                    self.settings.live_min_launches, version=str(self.version))[str(self.version)]
+        except Exception:
+            log.exception("could not read the live error from %s", self.settings.ledger_url)
+            state = None
+        self._live = (stamp, state)
+        return state
