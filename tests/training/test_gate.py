@@ -165,6 +165,9 @@ def test_weak_model_is_refused_by_the_gate(weak: dict) -> None:
     assert summary["gate"]["value"] >= 0.15
     assert summary["alias"] == "challenger"
     assert summary["reason"].startswith("refused by the gate")
+    # The decision gate refuses it too: its GOs pay back no better than launching everything.
+    assert summary["holdout"]["go_precision"] < 0.48 or summary["holdout"]["n_go"] == 0
+    assert any("GO precision" in r for r in summary["gate"]["reasons"])
 
 
 def test_weak_model_is_registered_as_challenger_with_the_reason(trained: dict, weak: dict) -> None:
