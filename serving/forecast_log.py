@@ -41,7 +41,9 @@ def entry(forecast_id: str, row: dict[str, Any], image: bytes | None, answer: di
     return {
         "id": forecast_id, "created_at": _now(), "model_version": None if version is None else str(version),
         "sku_id": row.get("sku_id"), "image_sha256": hashlib.sha256(image).hexdigest() if image else None,
-        "fields": {k: _plain(row.get(k)) for k in FIELDS},
+        # The inputs as given, what was assumed for the absent ones, and any analog override by a person.
+        "fields": {**{k: _plain(row.get(k)) for k in FIELDS}, "assumed": answer.get("assumed"),
+                   "override": answer.get("override")},
         "launch_date": date.fromisoformat(launch) if launch else None,
         "p10": f["p10"], "p50": f["p50"], "p90": f["p90"], "curve": f["curve"],
         "decision": d["label"], "reasons": d["reasons"], "message": d["message"],

@@ -35,6 +35,11 @@ def test_excluding_and_pinning_analogs_recomputes_the_forecast(server: dict, sku
     assert changed["override"] == {"excluded": shown[:2], "pinned": [pin], "not_usable": []}
     assert "ANALOGS_OVERRIDDEN" in changed["decision"]["reasons"]
     assert changed["forecast"]["p50"] != plain["forecast"]["p50"]
+    # The override is on record with the forecast.
+    from features.ledger.store import engine_for, forecast_by_id
+
+    logged = forecast_by_id(engine_for(server["settings"].ledger_url), changed["forecast_id"])
+    assert logged["fields"]["override"] == changed["override"]
 
 
 def test_an_unknown_analog_is_refused_by_name(server: dict, sku) -> None:
