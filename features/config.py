@@ -62,6 +62,9 @@ class ModelSettings(BaseModel):
     gate_min_go_precision: float = Field(
         0.48, ge=0, le=1, description="Share of holdout GO launches that must have paid back the launch cost."
     )
+    gate_min_go_recall: float = Field(
+        0.5, ge=0, le=1, description="Share of the holdout launches that paid back which must have got a GO."
+    )
 
     # Go / no-go: measured on the holdout and gated, so they shape which model may serve.
     launch_cost: float = Field(

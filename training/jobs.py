@@ -116,7 +116,7 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
 
     result = train(data, settings, shuffle_target=shuffle_target, progress=progress)
     gate = check_gate(result.holdout_metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias,
-                      settings.gate_min_go_precision)
+                      settings.gate_min_go_precision, settings.gate_min_go_recall)
     champion_value, challenger_value, compared = _champion_value(
         settings, data, result.holdout, data.catalogue.spec.target, gate.value)
     thumbs = {sku: t for sku, path in zip(data.frame["sku_id"], data.frame["image_path"]) if (t := thumbnail(path))}

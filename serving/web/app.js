@@ -74,6 +74,7 @@ const TEXT = {
     "why.sentence": "相似的历史商品卖出 {min}–{max} 件（中位数 {median}）；预测 {p50} 件，主要因为 {factors}。",
     "why.sentence_no_analogs": "预测 {p50} 件，从图文读出的 {start} 件出发，主要因为 {factors}。",
     "why.sentence_plain": "预测 {p50} 件，与图文读出的起点 {start} 件基本一致。",
+    "why.sentence_analogs_plain": "相似的历史商品卖出 {min}–{max} 件（中位数 {median}）；预测 {p50} 件，与图文读出的起点 {start} 件基本一致。",
     "why.join": "、",
     "why.factor_label": "{group} ×{factor}",
     "group.analogs": "相似商品",
@@ -226,6 +227,7 @@ const TEXT = {
     "why.sentence": "Similar past SKUs sold {min}–{max} (median {median}); forecast {p50} mainly because of {factors}.",
     "why.sentence_no_analogs": "Forecast {p50}, starting from {start} read off the picture and copy, mainly because of {factors}.",
     "why.sentence_plain": "Forecast {p50}, close to the {start} read off the picture and copy.",
+    "why.sentence_analogs_plain": "Similar past SKUs sold {min}–{max} (median {median}); forecast {p50}, close to the {start} read off the picture and copy.",
     "why.join": ", ",
     "why.factor_label": "{group} ×{factor}",
     "group.analogs": "Similar SKUs",
@@ -663,6 +665,10 @@ function whySentence(why, p50) {
   const strong = (why.factors || []).filter((x) => Math.abs(Math.log(Number(x.factor) || 1)) >= 0.01).slice(0, 2);
   const factors = strong.map((x) => t("why.factor_label", { group: groupName(x.group), factor: Number(x.factor).toFixed(2) }))
     .join(t("why.join"));
+  if (!factors && why.analogs) {
+    return t("why.sentence_analogs_plain", { min: units(why.analogs.min), max: units(why.analogs.max),
+      median: units(why.analogs.median), p50: units(p50), start: units(why.start_units) });
+  }
   if (!factors) return t("why.sentence_plain", { p50: units(p50), start: units(why.start_units) });
   if (why.analogs) {
     return t("why.sentence", { min: units(why.analogs.min), max: units(why.analogs.max),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
+import math
 import re
 import zipfile
 from collections.abc import Iterator
@@ -424,7 +425,7 @@ def test_language_switch_persists(page: WebDriver, server: dict, candidates, sam
     submit_sku(page)
     wait_for_answer(page)
     assumed = page.find_element(By.CSS_SELECTOR, "#reasons li[data-code=ASSUMED_LIST_PRICE]")
-    assert assumed.text == "未填写售价，按默认加价率估算"
+    assert assumed.text == "未填写售价，按该品类常见加价率估算"
     zh_verdict = page.find_element(By.CLASS_NAME, "verdict-text").text
     screenshot(page, "language-zh")
 
@@ -433,7 +434,7 @@ def test_language_switch_persists(page: WebDriver, server: dict, candidates, sam
     assert en["lang"] == "en" and en["heading"] == "Forecast one SKU" and en["submit"] == "Forecast"
     assert en["title_label"].startswith("Title") and en["toggle"] == "中文" and "trained on" in en["facts"]
     assumed = page.find_element(By.CSS_SELECTOR, "#reasons li[data-code=ASSUMED_LIST_PRICE]")
-    assert assumed.text == "No list price given: a default markup was assumed"
+    assert assumed.text == "No list price given: the category's usual markup was assumed"
     assert page.find_element(By.CLASS_NAME, "verdict-text").text not in ("", zh_verdict)
     assert page.find_element(By.ID, "title").get_attribute("value") == row["title"]  # switching keeps the form
     assert page.execute_script("return localStorage.getItem('trialcast.lang')") == "en"
@@ -512,9 +513,13 @@ def test_economics_and_why_in_both_languages(page: WebDriver, server: dict, cand
         assert li.find_element(By.CLASS_NAME, "factor-value").text == f"×{f['factor']:.2f}"
     sentence = text("why-sentence")
     a = why["analogs"]
+    # The page names the largest effects when any moves the forecast by 1% or more, else says so.
+    strong = [f for f in why["factors"] if abs(math.log(f["factor"])) >= 0.01]
     assert sentence.startswith(f"相似的历史商品卖出 {units_text(a['min'])}–{units_text(a['max'])} 件"
-                               f"（中位数 {units_text(a['median'])}）；预测 {units_text(forecast['p50'])} 件，主要因为 ")
-    assert GROUPS_ZH[why["factors"][0]["group"]] in sentence
+                               f"（中位数 {units_text(a['median'])}）；预测 {units_text(forecast['p50'])} 件，"
+                               + ("主要因为 " if strong else "与图文读出的起点"))
+    if strong:
+        assert GROUPS_ZH[strong[0]["group"]] in sentence
     nov = answer["novelty"]
     picture_row = page.find_element(By.CSS_SELECTOR, "#novelty li[data-modality=picture]").text
     assert f"{nov['picture']:.2f}" in picture_row and f"{nov['picture_floor']:.2f}" in picture_row
@@ -528,7 +533,7 @@ def test_economics_and_why_in_both_languages(page: WebDriver, server: dict, cand
         assert li.find_element(By.CLASS_NAME, "factor-name").text == GROUPS_EN[f["group"]]
     assert text("why-sentence").startswith(
         f"Similar past SKUs sold {units_text(a['min'])}–{units_text(a['max'])} (median {units_text(a['median'])}); "
-        f"forecast {units_text(forecast['p50'])} mainly because of ")
+        f"forecast {units_text(forecast['p50'])}" + (" mainly because of " if strong else ", close to the "))
     assert text("decision-badge") == LABELS_EN[answer["decision"]["label"]]
     assert text("decision-message") == answer["decision"]["message"]
     assert console_errors(page) == []

@@ -165,9 +165,9 @@ def test_weak_model_is_refused_by_the_gate(weak: dict) -> None:
     assert summary["gate"]["value"] >= 0.15
     assert summary["alias"] == "challenger"
     assert summary["reason"].startswith("refused by the gate")
-    # The decision gate refuses it too: its GOs pay back no better than launching everything.
-    assert summary["holdout"]["go_precision"] < 0.48 or summary["holdout"]["n_go"] == 0
-    assert any("GO precision" in r for r in summary["gate"]["reasons"])
+    # The decision gate refuses it too: it finds (almost) none of the launches that paid back.
+    assert summary["holdout"]["go_recall"] < 0.5
+    assert any("GO recall" in r for r in summary["gate"]["reasons"])
 
 
 def test_weak_model_is_registered_as_challenger_with_the_reason(trained: dict, weak: dict) -> None:
@@ -268,3 +268,5 @@ def test_the_gate_requires_go_launches_that_pay_back_when_asked() -> None:
     assert not never.passed and "no GO at all" in never.reasons[0]
     assert weak.as_tags()["gate.go_precision"] == "0.3000"
     assert check_gate({**good, "go_precision": 0.3}, "wape", 0.15, 0.10).passed  # not asked
+    rare = check_gate({**good, "go_recall": 0.07}, "wape", 0.15, 0.10, min_go_precision=0.48, min_go_recall=0.5)
+    assert not rare.passed and rare.reasons == ("GO recall 7% is under 50%: GO is given too rarely to count",)
