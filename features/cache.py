@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -32,12 +33,27 @@ def content_key(data: bytes | str) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _use_wal(db: sqlite3.Connection, seconds: float = 120.0) -> None:
+    """Switch to WAL, retrying while another process holds the lock. SQLite answers "database is
+    locked" to a journal-mode change without calling the busy handler (the connection timeout does
+    not apply), so two processes opening a new cache at once would fail without this loop."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class EmbeddingCache:
     def __init__(self, path: Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, timeout=120, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
 
