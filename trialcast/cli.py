@@ -65,11 +65,15 @@ def train_command(
 
 
 @app.command()
-def retrain(catalogue: Path = typer.Argument(..., help="A new catalogue snapshot.")) -> None:
-    """Scheduled retraining: embed only what is new, train, gate, promote; a no-op on a snapshot already trained."""
+def retrain(
+    catalogue: Path = typer.Argument(..., help="A new catalogue snapshot."),
+    launches: bool = typer.Option(True, help="Add the launched SKUs whose first 7 days are in the forecast log."),
+) -> None:
+    """Scheduled retraining: the catalogue plus the forecast log's complete launches; embed only what
+    is new, train, gate, promote; a no-op on a snapshot already trained."""
     from training.jobs import run_train
 
-    _dump(run_train(catalogue, _settings(), retrain=True, echo=typer.echo))
+    _dump(run_train(catalogue, _settings(), retrain=True, launches=launches, echo=typer.echo))
 
 
 @app.command()
