@@ -152,19 +152,29 @@ def _live_line(live: dict, version: str) -> str:
 
 
 @app.command()
-def actuals(file: Path = typer.Argument(..., help="CSV/Parquet: sku_id or forecast_id, date, units (one row a day).")
-            ) -> None:
-    """Record actual daily sales of launched SKUs; a day sent again replaces that day."""
+def actuals(
+    file: Path = typer.Argument(..., help="CSV/Parquet: sku_id or forecast_id, date, units (one row a day)."),
+    mlflow: bool = typer.Option(True, help="Publish the live error per model version to MLflow afterwards."),
+) -> None:
+    """Record actual daily sales of launched SKUs (a day sent again replaces that day), then publish
+    each model version's live error to MLflow (version tags live.*, a run in <model>-live)."""
     from features.ledger import open_ledger
     from features.ledger.actuals import ingest, read_file
 
     settings = _settings()
-    result = ingest(open_ledger(settings), read_file(file))
+    engine = open_ledger(settings)
+    result = ingest(engine, read_file(file))
     if result["errors"]:
         for e in result["errors"]:
             typer.echo(f"row {e['row']}, {e['field']}: {e['reason']}", err=True)
         typer.echo(f"error: {len(result['errors'])} problems in {file}; nothing stored", err=True)
         raise typer.Exit(2)
+    if mlflow:
+        from features.ledger.live import live_by_version
+        from features.ledger.monitor import publish_live
+
+        live = live_by_version(engine, settings.gate_threshold, settings.live_min_launches)
+        result["mlflow_versions"] = publish_live(settings, live)
     _dump(result)
 
 
