@@ -219,12 +219,13 @@ def score(
     candidates: Path = typer.Argument(..., help="Candidates table (.csv or .parquet); pictures by path under its folder."),
     out: Path = typer.Option(..., "--out", help="Where to write the scores (.parquet or .csv)."),
     chunk: int = typer.Option(64, "--chunk", min=1, help="Rows per resumable chunk (each saved under OUT.parts/)."),
+    engine: str = typer.Option(None, "--engine", help="local, ray, or auto (Ray from TRIALCAST_RAY_MIN_ROWS rows)."),
 ) -> None:
     """Batch-score candidate SKUs with the champion; resumes a killed run, never drops a row."""
     from serving.batch import score_file
     from serving.champion import load_champion
 
-    settings = _settings()
+    settings = _settings(score_engine=engine)
     predictor, message = load_champion(settings)
     if predictor is None:
         typer.echo(f"error: {message}", err=True)
