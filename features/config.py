@@ -27,8 +27,9 @@ class ModelSettings(BaseModel):
     version is registered as champion, so a retrain under a new gate must not be a no-op.
     """
 
-    # Encoders, chosen by name (see features.encoders.ENCODERS).
-    image_encoder: str = "efficientnet-lite0"
+    # Encoders, chosen by name (features.encoders): ONNX Runtime by default; "efficientnet-lite0" is
+    # the PyTorch eager reference (a different encoder id: a model is tied to the variant).
+    image_encoder: str = "efficientnet-lite0-onnx"
     text_encoder: str = "use-m3"
 
     # Similar-SKU index.

@@ -72,8 +72,8 @@ def embed_frame(
 
     Pictures come from ``frame.image_path`` unless ``images`` (raw bytes, e.g. an upload) is given.
     """
-    picture_encoder = get_encoder(settings.image_encoder, "image", settings.threads)
-    copy_encoder = get_encoder(settings.text_encoder, "text", settings.threads)
+    picture_encoder = get_encoder(settings.image_encoder, "image", settings.threads, settings.home)
+    copy_encoder = get_encoder(settings.text_encoder, "text", settings.threads, settings.home)
     if images is None:
         images = [Path(p).read_bytes() if isinstance(p, str) and p else None for p in frame["image_path"]]
 
@@ -95,4 +95,5 @@ def _embed_copy(frame: pd.DataFrame, encoder: Encoder, cache: EmbeddingCache | N
 
 def embed_copy(frame: pd.DataFrame, settings: Settings, *, cache: EmbeddingCache | None = None) -> np.ndarray:
     """Copy vectors alone, e.g. of the title alone for rows whose description training masks."""
-    return _embed_copy(frame, get_encoder(settings.text_encoder, "text", settings.threads), cache, False)[0]
+    encoder = get_encoder(settings.text_encoder, "text", settings.threads, settings.home)
+    return _embed_copy(frame, encoder, cache, False)[0]
