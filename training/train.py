@@ -21,11 +21,11 @@ from features.assemble import FeaturePipeline
 from features.cache import EmbeddingCache
 from features.config import Settings
 from features.embed import Embeddings, embed_copy
+from features.novelty import Floors
 from features.schema import mask_optional
 from features.threads import apply as apply_threads
 from features.threads import fit_threads
 from training.absence import absence_costs
-from features.novelty import Floors
 from training.data import Dataset, holdout_split, rolling_origins
 from training.decisions import decision_metrics, evidence_rows, labels, rule_of
 from training.evaluate import (

@@ -157,7 +157,7 @@ def test_default_picture_encoder_is_onnx(onnx_encoder, picture_encoder):
 def test_onnx_export_once_under_state_keyed_by_weights(onnx_encoder, onnx_state, kit, monkeypatch):
     import onnx
 
-    import features.encoders as encoders
+    from features import encoders
 
     digest = onnx_encoder.id.split("@", 1)[1].split(":")[0]
     onnx_encoder.encode([kit.draw_picture("circle", "red")])
@@ -204,7 +204,7 @@ def test_no_network_loaded_when_every_vector_is_cached(make_catalogue, tmp_path,
     cache = EmbeddingCache(settings.cache_path)
     first = embed_frame(frame, settings, cache=cache)
     get_encoder.cache_clear()  # a new process: fresh encoder objects
-    import features.encoders as encoders
+    from features import encoders
 
     monkeypatch.setattr(encoders, "ort_session", lambda *a: pytest.fail("session loaded"))
     monkeypatch.setattr(encoders.UniversalSentenceEncoderM3, "model", property(lambda s: pytest.fail("USE loaded")))

@@ -21,7 +21,7 @@ def folds() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
 
 
 def test_quantile_boosters_fitted_once_give_the_same_bits(folds, monkeypatch) -> None:
-    import training.forecaster as forecaster
+    from training import forecaster
 
     X_fit, y_fit, X_cal, y_cal = folds
     alone = {loss: Forecaster(loss, 1).calibrate(X_fit, y_fit, X_cal, y_cal) for loss in LOSSES}
