@@ -48,6 +48,11 @@ def apply(settings: Settings) -> int:
     return threads
 
 
+def encoder_threads(settings: Settings, kind: str) -> int:
+    """Threads of the picture (``image``) or copy (``text``) encoder."""
+    return min(settings.threads, settings.copy_threads) if kind == "text" else settings.threads
+
+
 def fit_threads(settings: Settings, rows: int, columns: int = 1) -> int:
     """Threads for one LightGBM fit or linear solve of that size: 1 when small, else the budget."""
     return 1 if rows * max(columns, 1) < SMALL_FIT_CELLS else settings.threads

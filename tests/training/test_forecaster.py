@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from features.config import Settings
-from features.threads import SMALL_FIT_CELLS, fit_threads
+from features.threads import SMALL_FIT_CELLS, encoder_threads, fit_threads
 from training.forecaster import LOSSES, Forecaster
 
 
@@ -45,3 +45,9 @@ def test_small_fits_run_on_one_thread() -> None:
     assert fit_threads(settings, 3000, 120) == 1
     assert fit_threads(settings, SMALL_FIT_CELLS, 1) == 2
     assert fit_threads(Settings(threads=1), 10**7, 100) == 1
+
+
+def test_the_copy_encoder_gets_its_own_cap_within_the_budget() -> None:
+    assert encoder_threads(Settings(threads=2), "text") == 1
+    assert encoder_threads(Settings(threads=2), "image") == 2
+    assert encoder_threads(Settings(threads=1, copy_threads=4), "text") == 1
