@@ -26,8 +26,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from features.config import Settings
 from features.threads import SMALL_FIT_CELLS, apply
 
@@ -75,7 +73,12 @@ def sample_catalogue(folder: Path | None, n: int) -> Path:
 
 
 def encoders(settings: Settings, pictures: list[bytes], texts: list[str], n: int) -> None:
-    from features.encoders import EfficientNetLite0, EfficientNetLite0Onnx, UniversalSentenceEncoderM3, _normalised
+    from features.encoders import (
+        EfficientNetLite0,
+        EfficientNetLite0Onnx,
+        UniversalSentenceEncoderM3,
+        _normalised,
+    )
 
     decode_image = decoder(settings)
     images = [decode_image(p) for p in pictures[:32]]
