@@ -5,6 +5,8 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 # torch==2.13.0 (CPU) comes from the folder pip is configured to find wheels in (`pip config list`).
+# --compile-bytecode: uv compiles the whole site-packages (about 20,000 files); without it every command
+# recompiles its imports (this environment sets PYTHONDONTWRITEBYTECODE=1), e.g. `trialcast status` 18 s -> 8 s.
 FIND_LINKS ?= $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null || echo /opt/wheels)
 STAMP := $(VENV)/.installed
 export BENTOML_DO_NOT_TRACK := true
@@ -21,8 +23,11 @@ setup: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip install -q --python $(BIN)/python --find-links $(FIND_LINKS) -r requirements.lock
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python --find-links $(FIND_LINKS) -r requirements.lock
 	$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e .
+	@# A venv made before --compile-bytecode (uv compiles what it installs): compile the rest once. Some
+	@# packages ship files that are not Python 3 on purpose (test data), hence the ignored status.
+	@$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 || true
 	@touch $(STAMP)
 
 # Build the synthetic sample catalogue, embed it, train and gate, then serve the champion.

@@ -118,17 +118,23 @@ class AnalogIndex:
 
     def similarity(self, picture: np.ndarray, copy: np.ndarray, kind: str = "joint") -> np.ndarray:
         """Cosine similarity of query rows to every past SKU; joint falls back to copy without pictures."""
+        return self._similarities(picture, copy, (kind,))[kind]
+
+    def _similarities(self, picture: np.ndarray, copy: np.ndarray, kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
+        """``similarity`` of each kind, from one picture and one copy product (not one per kind)."""
         q_picture, q_has = _clean(picture)
         q_copy, _ = _clean(copy)
         copy_sim = q_copy @ self.copy.T
-        if kind == "copy":
-            return copy_sim
-        picture_sim = q_picture @ self.picture.T
-        both = q_has[:, None] & self.has_picture[None, :]
-        if kind == "picture":
-            return np.where(both, picture_sim, np.nan)
-        w = self.picture_weight
-        return np.where(both, w * picture_sim + (1 - w) * copy_sim, copy_sim)
+        out = {"copy": copy_sim} if "copy" in kinds else {}
+        if "picture" in kinds or "joint" in kinds:
+            picture_sim = q_picture @ self.picture.T
+            both = q_has[:, None] & self.has_picture[None, :]
+            if "picture" in kinds:
+                out["picture"] = np.where(both, picture_sim, np.nan)
+            if "joint" in kinds:
+                w = self.picture_weight
+                out["joint"] = np.where(both, w * picture_sim + (1 - w) * copy_sim, copy_sim)
+        return out
 
     def search(
         self,
@@ -144,31 +150,41 @@ class AnalogIndex:
     ) -> Neighbours:
         """The k most similar past SKUs launched at least ``gap_days`` before each query SKU
         (``overrides``: per query row, analogs excluded or pinned by a person)."""
+        return self.search_kinds(picture, copy, launch_dates, k, (kind,), exclude_ids=exclude_ids,
+                                 overrides=overrides, chunk=chunk)[kind]
+
+    def search_kinds(
+        self,
+        picture: np.ndarray,
+        copy: np.ndarray,
+        launch_dates: pd.Series,
+        k: int,
+        kinds: tuple[str, ...],
+        *,
+        exclude_ids: np.ndarray | None = None,
+        overrides: list[Override | None] | None = None,
+        chunk: int = 1024,
+    ) -> dict[str, Neighbours]:
+        """``search`` for several kinds at once: the similarity products are computed once per chunk
+        and shared by the kinds (the same numbers as one search per kind)."""
         n = len(picture)
         k = min(k, len(self))
-        index = np.full((n, k), -1, dtype=np.int64)
-        sims = np.full((n, k), np.nan, dtype=np.float32)
+        index = {kind: np.full((n, k), -1, dtype=np.int64) for kind in kinds}
+        sims = {kind: np.full((n, k), np.nan, dtype=np.float32) for kind in kinds}
         query_days = day_numbers(launch_dates)
         exclude = np.asarray(exclude_ids).astype(str) if exclude_ids is not None else None
         for start in range(0, n, chunk):
             stop = min(start + chunk, n)
-            s = self.similarity(picture[start:stop], copy[start:stop], kind).astype(np.float32)
             allowed = self.days[None, :] <= (query_days[start:stop, None] - self.gap_days)
             if exclude is not None:
                 allowed &= self.sku_ids[None, :] != exclude[start:stop, None]
-            s = np.where(allowed & ~np.isnan(s), s, -np.inf)
-            if overrides is not None:
-                s = self._override(s, overrides[start:stop])
-            top = np.argpartition(-s, kth=k - 1, axis=1)[:, :k]
-            top_s = np.take_along_axis(s, top, axis=1)
-            order = np.argsort(-top_s, axis=1, kind="stable")
-            top = np.take_along_axis(top, order, axis=1)
-            top_s = np.take_along_axis(top_s, order, axis=1)
-            valid = np.isfinite(top_s)
-            index[start:stop] = np.where(valid, top, -1)
-            sims[start:stop] = np.where(valid, top_s, np.nan)
-        return Neighbours(index, sims)
-
+            for kind, similarity in self._similarities(picture[start:stop], copy[start:stop], kinds).items():
+                s = similarity.astype(np.float32)
+                s = np.where(allowed & ~np.isnan(s), s, -np.inf)
+                if overrides is not None:
+                    s = self._override(s, overrides[start:stop])
+                index[kind][start:stop], sims[kind][start:stop] = _top(s, k)
+        return {kind: Neighbours(index[kind], sims[kind]) for kind in kinds}
 
     def positions(self, sku_ids: tuple[str, ...]) -> np.ndarray:
         """Row numbers of past SKUs by id (unknown ids are dropped: callers validate them first)."""
@@ -189,6 +205,17 @@ class AnalogIndex:
 
 
 ANALOG_KINDS = ("joint", "picture", "copy")
+
+
+def _top(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise k best of a similarity block, best first: (index or -1, similarity or NaN)."""
+    top = np.argpartition(-s, kth=k - 1, axis=1)[:, :k]
+    top_s = np.take_along_axis(s, top, axis=1)
+    order = np.argsort(-top_s, axis=1, kind="stable")
+    top = np.take_along_axis(top, order, axis=1)
+    top_s = np.take_along_axis(top_s, order, axis=1)
+    valid = np.isfinite(top_s)
+    return np.where(valid, top, -1), np.where(valid, top_s, np.nan)
 
 
 def _weighted(values: np.ndarray, sims: np.ndarray, valid: np.ndarray, temperature: float) -> np.ndarray:
@@ -218,8 +245,10 @@ def analog_features(
     """Features drawn from each SKU's analogs: weighted mean and median of log sales, top-1
     similarity, how many analogs clear the similarity floor, and the price gap to them."""
     columns: dict[str, np.ndarray] = {}
+    found = index.search_kinds(picture, copy, launch_dates, k, ANALOG_KINDS, exclude_ids=exclude_ids,
+                               overrides=overrides)
     for kind in ANALOG_KINDS:
-        nb = index.search(picture, copy, launch_dates, k, kind=kind, exclude_ids=exclude_ids, overrides=overrides)
+        nb = found[kind]
         valid = nb.index >= 0
         logs = np.where(valid, index.log_sales[np.maximum(nb.index, 0)], np.nan)
         sims = np.nan_to_num(nb.similarity, nan=-np.inf)

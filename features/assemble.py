@@ -161,8 +161,9 @@ class FeaturePipeline:
         picture's nearest past SKUs vote for and the declared category's share of that vote
         (features.novelty). ``category_share`` is NaN where the category was assumed (nothing to check)."""
         frame = self.complete(frame, embeddings)
-        top = {kind: self.index.search(embeddings.picture, embeddings.copy, frame["launch_date"], 1, kind=kind)
-               .similarity[:, 0].astype(float) for kind in ("joint", "picture", "copy")}
+        found = self.index.search_kinds(embeddings.picture, embeddings.copy, frame["launch_date"], 1,
+                                        ("joint", "picture", "copy"))
+        top = {kind: nb.similarity[:, 0].astype(float) for kind, nb in found.items()}
         winner, share = picture_category_vote(self.index, self.history["category"].astype(str).to_numpy(),
                                               embeddings.picture, embeddings.copy, frame["launch_date"],
                                               frame["category"].astype(str), self.k)

@@ -27,8 +27,9 @@ class ModelSettings(BaseModel):
     version is registered as champion, so a retrain under a new gate must not be a no-op.
     """
 
-    # Encoders, chosen by name (see features.encoders.ENCODERS).
-    image_encoder: str = "efficientnet-lite0"
+    # Encoders, chosen by name (features.encoders): ONNX Runtime by default; "efficientnet-lite0" is
+    # the PyTorch eager reference (a different encoder id: a model is tied to the variant).
+    image_encoder: str = "efficientnet-lite0-onnx"
     text_encoder: str = "use-m3"
 
     # Similar-SKU index.
@@ -93,7 +94,10 @@ class Settings(ModelSettings, BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TRIALCAST_", extra="ignore")
 
     home: Path = Field(Path(".trialcast"), description="Folder holding all state (cache, MLflow, models).")
-    threads: int = Field(2, ge=1, description="CPU threads for torch and numpy encoders.")
+    threads: int = Field(2, ge=1, description="CPU threads of every pool at most (features/threads.py).")
+    copy_threads: int = Field(
+        1, ge=1, description="Threads of the copy encoder (numpy BLAS), at most ``threads``: on 2 busy cores it "
+        "encoded 225 copies/s on 1 thread, 41/s on 2 (benchmarks/laptop.py).")
     batch_size: int = Field(32, ge=1)
     analog_show: int = Field(5, ge=1, description="Neighbours shown to the user.")
 

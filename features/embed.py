@@ -15,6 +15,7 @@ from features.cache import EmbeddingCache, content_key
 from features.config import Settings
 from features.encoders import Encoder, copy_text, get_encoder
 from features.images import decode_image
+from features.threads import encoder_threads
 
 
 @dataclass
@@ -72,8 +73,8 @@ def embed_frame(
 
     Pictures come from ``frame.image_path`` unless ``images`` (raw bytes, e.g. an upload) is given.
     """
-    picture_encoder = get_encoder(settings.image_encoder, "image", settings.threads)
-    copy_encoder = get_encoder(settings.text_encoder, "text", settings.threads)
+    picture_encoder = get_encoder(settings.image_encoder, "image", encoder_threads(settings, "image"), settings.home)
+    copy_encoder = get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
     if images is None:
         images = [Path(p).read_bytes() if isinstance(p, str) and p else None for p in frame["image_path"]]
 
@@ -95,4 +96,5 @@ def _embed_copy(frame: pd.DataFrame, encoder: Encoder, cache: EmbeddingCache | N
 
 def embed_copy(frame: pd.DataFrame, settings: Settings, *, cache: EmbeddingCache | None = None) -> np.ndarray:
     """Copy vectors alone, e.g. of the title alone for rows whose description training masks."""
-    return _embed_copy(frame, get_encoder(settings.text_encoder, "text", settings.threads), cache, False)[0]
+    encoder = get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
+    return _embed_copy(frame, encoder, cache, False)[0]

@@ -80,7 +80,8 @@ class Model:
 
     def check_encoders(self, settings: Settings) -> None:
         s = self.settings_for_encoding(settings)
-        ids = (get_encoder(s.image_encoder, "image", s.threads).id, get_encoder(s.text_encoder, "text", s.threads).id)
+        ids = tuple(get_encoder(name, kind, s.threads, s.home).id
+                    for name, kind in ((s.image_encoder, "image"), (s.text_encoder, "text")))
         wanted = (self.pipeline.picture_encoder, self.pipeline.copy_encoder)
         if ids != wanted:
             raise RuntimeError(f"installed encoders {ids} differ from the ones the model was trained with {wanted}")

@@ -80,10 +80,17 @@ class Forecaster(QuantileBoosters):
         alpha = (1 - INTERVAL) / 2 if name == "lower" else 1 - (1 - INTERVAL) / 2
         return {**params, "objective": "quantile", "alpha": alpha}
 
-    def calibrate(self, X_fit: pd.DataFrame, y_fit: np.ndarray, X_cal: pd.DataFrame, y_cal: np.ndarray) -> Forecaster:
-        """Fit on one period, then set rounds, bias scale and band width on the next (out of time)."""
+    def calibrate(self, X_fit: pd.DataFrame, y_fit: np.ndarray, X_cal: pd.DataFrame, y_cal: np.ndarray,
+                  quantiles: dict[str, lgb.Booster] | None = None) -> Forecaster:
+        """Fit on one period, then set rounds, bias scale and band width on the next (out of time).
+
+        ``quantiles``: the P10/P90 boosters another candidate loss already calibrated on the same
+        folds. They do not depend on the point loss, so a run fits them once (same bits)."""
         self.boosters = {}
         for name in ("point", "lower", "upper"):
+            if quantiles and name in quantiles:
+                self.boosters[name] = quantiles[name]
+                continue
             loss = self.loss if name == "point" else "log_l2"
             self.boosters[name] = _train(
                 self._params(name), X_fit, _target(loss, y_fit), base_margin(loss, X_fit), 3000,
@@ -106,6 +113,11 @@ class Forecaster(QuantileBoosters):
             self.widen_bins = [_conformal(scores[which == b]) if (which == b).sum() >= 10 else self.widen
                                for b in range(NOVELTY_BINS)]
         return self
+
+    @property
+    def quantile_boosters(self) -> dict[str, lgb.Booster]:
+        """The calibrated P10/P90 boosters, to hand to another loss's ``calibrate``."""
+        return {name: self.boosters[name] for name in ("lower", "upper")}
 
     def refit(self, X: pd.DataFrame, y: np.ndarray) -> Forecaster:
         """Refit every booster on more data with the calibrated settings (rounds grown with the data)."""

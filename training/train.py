@@ -21,9 +21,11 @@ from features.assemble import FeaturePipeline
 from features.cache import EmbeddingCache
 from features.config import Settings
 from features.embed import Embeddings, embed_copy
-from features.schema import mask_optional
-from training.absence import absence_costs
 from features.novelty import Floors
+from features.schema import mask_optional
+from features.threads import apply as apply_threads
+from features.threads import fit_threads
+from training.absence import absence_costs
 from training.data import Dataset, holdout_split, rolling_origins
 from training.decisions import decision_metrics, evidence_rows, labels, rule_of
 from training.evaluate import (
@@ -93,8 +95,10 @@ def fit(data: Dataset, settings: Settings, losses: tuple[str, ...] = LOSSES) -> 
     fit_mask, cal = holdout_split(data.frame, settings.holdout_fraction)
     comparison: dict[str, dict[str, float]] = {}
     candidates: dict[str, Forecaster] = {}
+    threads, quantiles = fit_threads(settings, *X.shape), None
     for loss in losses:
-        model = Forecaster(loss, settings.threads).calibrate(X[fit_mask], y[fit_mask], given[cal], y[cal])
+        model = Forecaster(loss, threads).calibrate(X[fit_mask], y[fit_mask], given[cal], y[cal], quantiles)
+        quantiles = model.quantile_boosters  # the same for every point loss: fitted once
         # Score the uncorrected point forecast: the bias scale was set on this same fold.
         raw = model.predict(given[cal])["p50"].to_numpy() / model.scale
         comparison[loss] = {"wape": wape(y[cal], raw), "bias": bias(y[cal], raw), "scale": model.scale}
@@ -113,6 +117,7 @@ def train(
     progress: bool = True,
 ) -> TrainResult:
     """The whole training run on one catalogue snapshot."""
+    apply_threads(settings)
     target = data.catalogue.spec.target
     if shuffle_target:  # a deliberately useless model, for testing that the gate refuses it
         shuffled = data.frame.copy()

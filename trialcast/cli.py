@@ -17,8 +17,26 @@ app = typer.Typer(help="trialcast: forecast a new SKU's first-7-day sales and an
 
 def _settings(**overrides):
     from features.config import Settings
+    from features.threads import set_environment
 
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = Settings(**{k: v for k, v in overrides.items() if v is not None})
+    set_environment(settings.threads)  # before OpenMP / BLAS load: their pools start within budget
+    return settings
+
+
+def _input_file(path: Path, what: str = "file") -> Path:
+    """A missing or unreadable input is reported at once, before any library or model loads (an
+    OSError: ``main`` turns it into one ``error:`` line and exit status 2)."""
+    if not path.exists():
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise IsADirectoryError(f"{what} {path} is not a file")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as error:
+        raise PermissionError(f"{what} {path} cannot be read: {error.strerror or error}") from None
+    return path
 
 
 def _dump(obj) -> None:
@@ -43,6 +61,8 @@ def embed(catalogue: Path = typer.Argument(..., help="Catalogue file (.parquet o
     """Validate a catalogue and fill the embedding cache; prints counts and rate."""
     import time
 
+    _input_file(catalogue, "catalogue")
+
     from training.data import load_dataset
 
     settings = _settings()
@@ -59,6 +79,7 @@ def train_command(
     shuffle_target: bool = typer.Option(False, help="Train on shuffled targets (a deliberately useless model)."),
 ) -> None:
     """Train, evaluate on the most recent launches, gate, log to MLflow and register."""
+    _input_file(catalogue, "catalogue")
     from training.jobs import run_train
 
     _dump(run_train(catalogue, _settings(), shuffle_target=shuffle_target, echo=typer.echo))
@@ -71,6 +92,7 @@ def retrain(
 ) -> None:
     """Scheduled retraining: the catalogue plus the forecast log's complete launches; embed only what
     is new, train, gate, promote; a no-op on a snapshot already trained."""
+    _input_file(catalogue, "catalogue")
     from training.jobs import run_train
 
     _dump(run_train(catalogue, _settings(), retrain=True, launches=launches, echo=typer.echo))
@@ -82,6 +104,7 @@ def evaluate(
     alias: str = typer.Option("champion", help="Registry alias to evaluate."),
 ) -> None:
     """Score a registered model on launches it never saw; is its error still under the gate?"""
+    _input_file(catalogue, "catalogue")
     from training.jobs import evaluate_registered
 
     _dump(evaluate_registered(catalogue, _settings(), alias))
@@ -101,10 +124,12 @@ def promote(
 @app.command()
 def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable output.")) -> None:
     """The registry's state: champion, its gate numbers, holdout and baseline metrics."""
-    from training.registry import connect, status as registry_status
+    from training.status import (
+        status as registry_status,  # SQL on the local store: no MLflow import
+    )
 
     settings = _settings()
-    state = registry_status(connect(settings), settings)
+    state = registry_status(settings)
     state["live"] = _live_section(settings)
     if as_json:
         _dump(state)
@@ -132,7 +157,10 @@ def _decisions(m: dict) -> str:
 
 
 def _live_section(settings) -> dict:
-    """The live error per model version, from the forecast log (features.ledger.live)."""
+    """The live error per model version, from the forecast log (features.ledger.live). A default
+    log that does not exist yet holds no forecast: nothing to import (SQLAlchemy, pandas) or create."""
+    if settings.database_url is None and not (settings.home / "forecasts.sqlite").exists():
+        return {}
     from features.ledger import open_ledger
     from features.ledger.live import live_by_version
 
@@ -158,6 +186,7 @@ def actuals(
 ) -> None:
     """Record actual daily sales of launched SKUs (a day sent again replaces that day), then publish
     each model version's live error to MLflow (version tags live.*, a run in <model>-live)."""
+    _input_file(file, "actuals file")
     from features.ledger import open_ledger
     from features.ledger.actuals import ingest, read_file
 
@@ -222,6 +251,7 @@ def score(
     engine: str = typer.Option(None, "--engine", help="local, ray, or auto (Ray from TRIALCAST_RAY_MIN_ROWS rows)."),
 ) -> None:
     """Batch-score candidate SKUs with the champion; resumes a killed run, never drops a row."""
+    _input_file(candidates, "candidates table")  # before the model loads (tens of seconds)
     from serving.batch import score_file
     from serving.champion import load_champion
 

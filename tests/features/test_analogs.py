@@ -119,6 +119,22 @@ def test_search_does_not_depend_on_chunking():
     np.testing.assert_array_equal(a.similarity, b.similarity)  # bit for bit: no batch effects
 
 
+def test_one_search_for_every_kind_gives_each_kind_bit_for_bit():
+    """search_kinds computes the picture and copy products once for all kinds (not once per kind)."""
+    rng = np.random.default_rng(7)
+    hp, hc, hdays, sales = random_history(rng, 90)
+    qp, qc, qdays, _ = random_history(rng, 41)
+    index = AnalogIndex(np.arange(90), dates(hdays), sales, hp, hc, picture_weight=0.3)
+    exclude = np.arange(41) % 90
+    together = index.search_kinds(qp, qc, dates(qdays + 30), 7, ("joint", "picture", "copy"),
+                                  exclude_ids=exclude, chunk=16)
+    for kind, nb in together.items():
+        alone = index.search(qp, qc, dates(qdays + 30), 7, kind=kind, exclude_ids=exclude)
+        np.testing.assert_array_equal(nb.index, alone.index)
+        np.testing.assert_array_equal(nb.similarity, alone.similarity)
+    assert not np.array_equal(together["picture"].index, together["copy"].index)
+
+
 def test_launch_gap_boundary_is_inclusive():
     v = unit(np.ones((4, 3)))
     index = AnalogIndex(np.array(list("abcd")), dates([0, 3, 4, 10]), np.ones(4), v, v, gap_days=7)

@@ -54,7 +54,7 @@ class CountingEncoder:
 def counting(monkeypatch):
     """Replace the encoders embed_frame uses by counting stand-ins (the cache is what is under test)."""
     encoders = {"image": CountingEncoder("image"), "text": CountingEncoder("text")}
-    monkeypatch.setattr(embed_module, "get_encoder", lambda name, kind, threads=2: encoders[kind])
+    monkeypatch.setattr(embed_module, "get_encoder", lambda name, kind, threads=2, state=None: encoders[kind])
     return encoders
 
 
@@ -297,7 +297,7 @@ def test_killed_writer_db_is_readable_by_plain_sqlite(tmp_path):
 # ---------------------------------------------------------------- the real default encoders
 def test_real_default_encoders_end_to_end(make_catalogue, tmp_path):
     settings = Settings(home=tmp_path / "home")
-    assert (settings.image_encoder, settings.text_encoder) == ("efficientnet-lite0", "use-m3")
+    assert (settings.image_encoder, settings.text_encoder) == ("efficientnet-lite0-onnx", "use-m3")
     frame = load_catalogue(make_catalogue(5)).frame
     cache = EmbeddingCache(settings.cache_path)
     first = embed_frame(frame, settings, cache=cache)
@@ -307,7 +307,7 @@ def test_real_default_encoders_end_to_end(make_catalogue, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(first.picture, axis=1), 1, atol=1e-5)
     np.testing.assert_allclose(np.linalg.norm(first.copy, axis=1), 1, atol=1e-5)
     assert first.picture_encoder.startswith(
-        "efficientnet-lite0@"
+        "efficientnet-lite0-onnx@"
     ) and first.copy_encoder.startswith("use-m3@")
     assert cache.count(first.picture_encoder) == 5 and cache.count(first.copy_encoder) == 5
 

@@ -1,7 +1,8 @@
-"""Encoders: the default offline pair, the name registry, and the transformers encoder on tiny models."""
+"""Encoders: the default offline pair (ONNX Runtime checked against PyTorch eager), the name registry, and the transformers encoder on tiny models."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
@@ -13,6 +14,7 @@ from PIL import Image
 
 from features.encoders import (
     EfficientNetLite0,
+    EfficientNetLite0Onnx,
     HuggingFaceEncoder,
     UniversalSentenceEncoderM3,
     copy_text,
@@ -95,6 +97,122 @@ def test_use_m3_unit_vectors_deterministic(copy_encoder):
 
 def test_get_encoder_is_loaded_once(picture_encoder):
     assert get_encoder("efficientnet-lite0", "image", 2) is picture_encoder
+
+
+# ---------------------------------------------------------------- ONNX Runtime (the default)
+def _photo_like(seed: int, size: tuple[int, int] = (1600, 1200)) -> Image.Image:
+    """A photograph-like JPEG: smooth lighting, a textured object with soft edges, sensor noise."""
+    from PIL import ImageFilter
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w] / max(w, h)
+    light = 0.55 + 0.35 * np.cos(2.5 * xx + rng.uniform(0, 3)) * np.sin(1.7 * yy + rng.uniform(0, 3))
+    base = np.stack([light * c for c in rng.uniform(0.4, 1.0, 3)], axis=-1)
+    cx, cy, r = rng.uniform(0.3, 0.7), rng.uniform(0.3, 0.6), rng.uniform(0.15, 0.3)
+    inside = ((xx - cx) ** 2 + (yy - cy) ** 2) < r**2
+    texture = 0.5 + 0.5 * np.sin(60 * xx + 40 * yy)[..., None] * rng.uniform(0.2, 0.8, 3)
+    base = np.where(inside[..., None], texture * rng.uniform(0.3, 1.0, 3), base)
+    noisy = np.clip(base + rng.normal(0, 0.03, base.shape), 0, 1)
+    image = Image.fromarray((noisy * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(2))
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=85)
+    return Image.open(io.BytesIO(buffer.getvalue()))
+
+
+@pytest.fixture(scope="module")
+def onnx_state(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("state")
+
+
+@pytest.fixture(scope="module")
+def onnx_encoder(onnx_state):
+    return get_encoder("efficientnet-lite0-onnx", "image", 1, onnx_state)
+
+
+@pytest.fixture(scope="module")
+def check_pictures(tmp_path_factory) -> list[Image.Image]:
+    """Pictures of the synthetic sample, two real photographs scikit-learn ships, and photo-like JPEGs."""
+    from sklearn.datasets import load_sample_images
+
+    from features.sample import write_sample_catalogue
+
+    folder = write_sample_catalogue(tmp_path_factory.mktemp("sample"), n=40, candidates=0).parent
+    sample = [Image.open(p) for p in sorted(folder.rglob("*.png"))[:40]]
+    assert len(sample) == 40
+    photos = [Image.fromarray(array) for array in load_sample_images().images]
+    return sample + photos + [_photo_like(seed) for seed in range(6)]
+
+
+def test_default_picture_encoder_is_onnx(onnx_encoder, picture_encoder):
+    from features.config import Settings
+
+    assert Settings().image_encoder == "efficientnet-lite0-onnx"
+    assert isinstance(onnx_encoder, EfficientNetLite0Onnx) and onnx_encoder.dim == 1280
+    # the same weights, another variant: another id, so a model is tied to the variant it was trained on
+    digest = picture_encoder.id.split("@", 1)[1]
+    assert onnx_encoder.id == f"efficientnet-lite0-onnx@{digest}:fp32" != picture_encoder.id
+
+
+def test_onnx_export_once_under_state_keyed_by_weights(onnx_encoder, onnx_state, kit, monkeypatch):
+    import onnx
+
+    from features import encoders
+
+    digest = onnx_encoder.id.split("@", 1)[1].split(":")[0]
+    onnx_encoder.encode([kit.draw_picture("circle", "red")])
+    exported = onnx_state / "encoders" / f"efficientnet-lite0-{digest}-opset{encoders.ONNX_OPSET}.onnx"
+    assert onnx_encoder.path == exported and exported.is_file()
+    onnx.checker.check_model(str(exported))
+    assert not list(exported.parent.glob("*.tmp"))  # written atomically
+    stamp = exported.stat().st_mtime_ns
+    # a second process finds the export and never needs PyTorch
+    monkeypatch.setattr(encoders, "_lite0_torch", lambda threads: pytest.fail("re-exported"))
+    again = EfficientNetLite0Onnx(1, onnx_state)
+    assert again.encode([kit.draw_picture("square", "blue")]).shape == (1, 1280)
+    assert exported.stat().st_mtime_ns == stamp
+
+
+def test_onnx_matches_pytorch_fp32(onnx_encoder, picture_encoder, check_pictures):
+    """The issue's acceptance: cosine of every embedding to PyTorch fp32 >= 0.999."""
+    ours = onnx_encoder.encode(check_pictures)
+    reference = picture_encoder.encode(check_pictures)
+    assert_unit_rows(ours, len(check_pictures), 1280)
+    cosines = (ours * reference).sum(axis=1)
+    assert cosines.min() >= 0.999, cosines.min()
+    # and the pictures are not all alike: the check has something to tell apart
+    assert (reference @ reference.T).min() < 0.9
+
+
+def test_onnx_same_bytes_across_runs_threads_and_batches(onnx_encoder, onnx_state, check_pictures):
+    first = onnx_encoder.encode(check_pictures[:33])
+    np.testing.assert_array_equal(first, onnx_encoder.encode(check_pictures[:33]))
+    two_threads = EfficientNetLite0Onnx(2, onnx_state)
+    np.testing.assert_array_equal(first, two_threads.encode(check_pictures[:33]))
+    one_by_one = np.concatenate([onnx_encoder.encode([p]) for p in check_pictures[:33]])
+    np.testing.assert_array_equal(first, one_by_one)
+
+
+def test_no_network_loaded_when_every_vector_is_cached(make_catalogue, tmp_path, monkeypatch):
+    from features.cache import EmbeddingCache
+    from features.catalogue import load_catalogue
+    from features.config import Settings
+    from features.embed import embed_frame
+
+    settings = Settings(home=tmp_path / "home", threads=1)
+    frame = load_catalogue(make_catalogue(4)).frame
+    cache = EmbeddingCache(settings.cache_path)
+    first = embed_frame(frame, settings, cache=cache)
+    get_encoder.cache_clear()  # a new process: fresh encoder objects
+    from features import encoders
+
+    monkeypatch.setattr(encoders, "ort_session", lambda *a: pytest.fail("session loaded"))
+    monkeypatch.setattr(encoders.UniversalSentenceEncoderM3, "model", property(lambda s: pytest.fail("USE loaded")))
+    again = embed_frame(frame, settings, cache=cache)
+    assert again.computed == 0
+    np.testing.assert_array_equal(again.picture, first.picture)
+    cache.close()
+    get_encoder.cache_clear()
 
 
 def test_copy_text():

@@ -270,7 +270,7 @@ def test_model_facts(url: str, server: dict) -> None:
     assert facts["gate_metric"] == "wape" and facts["gate_passed"] is True
     assert 0 <= facts["gate_value"] < facts["gate_threshold"]
     assert facts["trained_on"] > 0 and facts["train_end"]
-    assert facts["image_encoder"] == "efficientnet-lite0" and facts["text_encoder"] == "use-m3"
+    assert facts["image_encoder"] == "efficientnet-lite0-onnx" and facts["text_encoder"] == "use-m3"
     catalogue = pd.read_parquet(server["sample"] / "catalogue.parquet")
     assert facts["categories"] == sorted(catalogue["category"].unique().tolist())
 

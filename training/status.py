@@ -1,0 +1,92 @@
+"""The registry's state for ``trialcast status``, without importing MLflow when it need not.
+
+Why by hand: importing MLflow costs 10-40 s on a busy 2-core laptop (and the client's SQL store
+checks its migrations on open), to print a few numbers. The default store is SQLite under home,
+so four read-only SQL queries against MLflow's own tables (``registered_model_aliases``,
+``model_versions``, ``model_version_tags``, ``latest_metrics``, ``tags``) give the same answer as
+``training.registry.status`` (a test compares both on a trained home). Any other store (a server,
+PostgreSQL) or a schema these queries do not match goes through the MLflow client as before.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from features.config import Settings, tracking_uri
+
+CHAMPION, CHALLENGER = "champion", "challenger"  # the same names as training.registry
+_WORKSPACE = "default"  # MLflow's default workspace: a local store has only that one
+
+
+def _sqlite_file(uri: str) -> Path | None:
+    """The file of a ``sqlite:///`` tracking URI, or None for any other store."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return Path(unquote(uri[len("sqlite:///"):].split("?", 1)[0]))  # "sqlite:////abs" or "sqlite:///rel"
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    """Champion and challenger with their gate, holdout and baseline numbers (``registry.status``)."""
+    uri = tracking_uri(settings)
+    path = _sqlite_file(uri)
+    if path is not None:
+        if not path.exists():  # nothing trained yet: nothing to read, and nothing to create
+            return {"model_name": settings.model_name, "tracking_uri": uri, CHAMPION: None, CHALLENGER: None}
+        try:
+            return _from_sqlite(path, settings, uri)
+        except sqlite3.DatabaseError:  # another MLflow schema, a locked or damaged file: ask MLflow
+            pass
+    from training.registry import connect
+    from training.registry import status as registry_status
+
+    return registry_status(connect(settings), settings)
+
+
+def _from_sqlite(path: Path, settings: Settings, uri: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"model_name": settings.model_name, "tracking_uri": uri}
+    with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as db:
+        for alias in (CHAMPION, CHALLENGER):
+            out[alias] = _version(db, settings.model_name, alias)
+    return out
+
+
+def _version(db: sqlite3.Connection, name: str, alias: str) -> dict[str, Any] | None:
+    row = db.execute(
+        "SELECT v.version, v.run_id FROM registered_model_aliases a JOIN model_versions v"
+        " ON v.name = a.name AND v.version = a.version AND v.workspace = a.workspace"
+        " WHERE a.name = ? AND a.alias = ? AND a.workspace = ?", (name, alias, _WORKSPACE)).fetchone()
+    if row is None:
+        return None
+    version, run_id = row
+    tags = dict(db.execute("SELECT key, value FROM model_version_tags WHERE name = ? AND version = ?"
+                           " AND workspace = ?", (name, version, _WORKSPACE)))
+    run_tags = dict(db.execute("SELECT key, value FROM tags WHERE run_uuid = ?", (run_id,)))
+    m = {key: (math.nan if is_nan else value) for key, value, is_nan in db.execute(
+        "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = ?", (run_id,))}
+    return {
+        "version": str(version),
+        "run_id": run_id,
+        "decision": tags.get("decision"),
+        "gate": {
+            "metric": tags.get("gate.metric"),
+            "value": float(tags.get("gate.value", "nan")),
+            "threshold": float(tags.get("gate.threshold", "nan")),
+            "bias": float(tags.get("gate.bias", "nan")),
+            "max_abs_bias": float(tags.get("gate.max_abs_bias", "nan")),
+            "passed": tags.get("gate.passed") == "true",
+            "reasons": tags.get("gate.reasons"),
+        },
+        "holdout": {k[len("holdout_"):]: v for k, v in m.items() if k.startswith("holdout_") and "category" not in k},
+        "baselines": {
+            base: {k[len(f"baseline_{base}_"):]: v for k, v in m.items() if k.startswith(f"baseline_{base}_")}
+            for base in ("category_mean", "analog_knn")
+        },
+        "trained_on": int(run_tags.get("n_train", 0)) + int(run_tags.get("n_holdout", 0)),
+        "train_end": run_tags.get("train_end"),
+        "data_fingerprint": run_tags.get("data_fingerprint"),
+    }
