@@ -80,7 +80,13 @@ def message_catalogue() -> JSONResponse:
 def model() -> JSONResponse:
     if state.predictor is None:
         return JSONResponse({"ready": False, "message": state.message}, status_code=200)
-    return JSONResponse({"ready": True, **state.predictor.model_facts(), "live": state.predictor.log.live()})
+    from serving.localise import history_span
+
+    span = history_span()
+    return JSONResponse({"ready": True, **state.predictor.model_facts(), "live": state.predictor.log.live(),
+                         "currency": state.settings.currency if state.settings else "¥",
+                         "history": {"first_launch": span[0].isoformat(), "last_launch": span[1].isoformat()}
+                         if span else None})
 
 
 @app.post("/actuals", summary="Actual daily sales of launched SKUs (idempotent: a day sent again replaces it)")
