@@ -131,6 +131,7 @@ class Settings(ModelSettings, BaseSettings):
     batch_max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Largest /batch request (table + pictures).")
     batch_max_pictures: int = Field(10_000, ge=1, description="Most pictures per job (zip entries + picture files).")
     batch_max_unzipped_bytes: int = Field(1024**3, ge=1, description="Most bytes a job's pictures may unpack to.")
+    batch_chunk: int = Field(64, ge=1, description="Rows a batch job scores between two checkpoints (resume, cancel).")
     batch_workers: int = Field(1, ge=1, description="Batch jobs scored at once (the others wait in the queue).")
     batch_max_queued: int = Field(20, ge=0, description="Jobs that may wait; past that /batch answers 503.")
     batch_retention_days: float = Field(30.0, gt=0, description="Finished jobs (and their files) are kept this long.")

@@ -126,3 +126,10 @@ def percent(x: Any, places: int = 0) -> str:
 
 def factor(x: Any) -> str:
     return f"×{rounded(x, 2)}" if _finite(x) else "–"
+
+
+def stamp(value: Any) -> str:
+    """A database time as ISO text with its zone (SQLite returns it without one; it is UTC)."""
+    from datetime import UTC
+
+    return (value.replace(tzinfo=UTC) if value.tzinfo is None else value).isoformat()

@@ -145,7 +145,7 @@ def recent(settings: Settings, limit: int, lang: str) -> list[dict[str, Any]]:
         a = row["answer"] or {}
         f, d = a.get("forecast") or {}, a.get("decision") or {}
         label = d.get("label")
-        out.append({"id": row["forecast_id"], "created_at": row["created_at"].isoformat(), "title": row["title"],
+        out.append({"id": row["forecast_id"], "created_at": m.stamp(row["created_at"]), "title": row["title"],
                     "decision": label, "label": m.text(f"label.{label}", lang) if label else "",
                     "p50": m.units(f.get("p50")), "band": f"{m.units(f.get('p10'))}–{m.units(f.get('p90'))}",
                     "model_version": (a.get("model") or {}).get("version")})
@@ -160,4 +160,6 @@ def reopen(settings: Settings, forecast_id: str) -> dict[str, Any] | None:
     row = read_answer(open_ledger(settings), forecast_id)
     if row is None or not row["answer"]:
         return None
-    return {**row["answer"], "reopened": {"created_at": row["created_at"].isoformat(), "forecast_id": forecast_id}}
+    from features.messages import stamp
+
+    return {**row["answer"], "reopened": {"created_at": stamp(row["created_at"]), "forecast_id": forecast_id}}

@@ -113,8 +113,8 @@ class JobRunner:
             store.set_job(self.engine, job_id, done=done, total=total)
 
         try:
-            summary = score_file(table, folder / "scores.parquet", predictor, progress=False,
-                                 on_progress=progress, by_name=True)
+            summary = score_file(table, folder / "scores.parquet", predictor, chunk=self.settings.batch_chunk,
+                                 progress=False, on_progress=progress, by_name=True)
         except Cancelled:
             store.set_job(self.engine, job_id, status="cancelled")
             return

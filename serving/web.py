@@ -65,9 +65,16 @@ def static(name: str) -> Response:
 
 
 @app.get("/docs", include_in_schema=False)
-def api_docs() -> FileResponse:
+def api_docs() -> Response:
     """trialcast's own API page (it renders ``/docs.json``); nothing is loaded from another host."""
-    return FileResponse(WEB_DIR / "docs.html", media_type="text/html")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        release = version("trialcast")
+    except PackageNotFoundError:
+        release = "unknown"
+    page = (WEB_DIR / "docs.html").read_text(encoding="utf-8").replace("{{version}}", release)
+    return Response(page, media_type="text/html")
 
 
 @app.get("/messages.json", include_in_schema=False)
@@ -318,8 +325,8 @@ def job_view(job_id: str, lang: str) -> dict[str, Any] | None:
     error = job.get("error")
     summary = job.get("summary") or {}
     view = {"id": job["id"], "status": job["status"], "done": job["done"], "total": job["total"],
-            "filename": job["filename"], "created_at": job["created_at"].isoformat(),
-            "updated_at": job["updated_at"].isoformat(), "summary": summary,
+            "filename": job["filename"], "created_at": messages.stamp(job["created_at"]),
+            "updated_at": messages.stamp(job["updated_at"]), "summary": summary,
             "queue_position": jobs.position(job_id) if job["status"] == "queued" else 0,
             "status_text": messages.text(f"status.{job['status']}", lang)}
     if error:

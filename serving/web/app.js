@@ -271,7 +271,7 @@ function curveChart(curve) {
   const slot = (w - left - right) / curve.length;
   const bar = slot * 0.62;
   const plot = h - top - bottom;
-  const values = curve.map((v) => fmt(v)).join(", ");
+  const values = curve.map((v) => units(v)).join(", ");
   const svg = el("svg", {
     id: "curve-chart", class: "chart", viewBox: `0 0 ${w} ${h}`, role: "img",
     "aria-label": t("r.curve_label", { values }), preserveAspectRatio: "xMidYMid meet",
@@ -282,8 +282,8 @@ function curveChart(curve) {
     const x = left + i * slot + (slot - bar) / 2;
     const y = top + plot - bh;
     svg.append(el("rect", { x: x.toFixed(1), y: y.toFixed(1), width: bar.toFixed(1), height: bh.toFixed(1), rx: 3, class: "bar" },
-      el("title", {}, `${t("r.day", { n: i + 1 })}: ${fmt(v)}`)));
-    svg.append(el("text", { x: (x + bar / 2).toFixed(1), y: (y - 5).toFixed(1), class: "value", "text-anchor": "middle" }, fmt(v)));
+      el("title", {}, `${t("r.day", { n: i + 1 })}: ${units(v)}`)));
+    svg.append(el("text", { x: (x + bar / 2).toFixed(1), y: (y - 5).toFixed(1), class: "value", "text-anchor": "middle" }, units(v)));
     svg.append(el("text", { x: (x + bar / 2).toFixed(1), y: h - 8, class: "day", "text-anchor": "middle" }, t("r.day", { n: i + 1 })));
   });
   return svg;
@@ -304,7 +304,7 @@ function analogCard(a) {
     el("img", { src: `/analogs/${encodeURIComponent(a.sku_id)}.jpg`, alt: a.title || a.sku_id, width: 96, height: 96 }),
     el("div", { class: "analog-body" },
       pinned ? el("span", { class: "pin-badge" }, t("ov.pinned_badge")) : null,
-      el("p", { class: "analog-title" }, a.title || a.sku_id),
+      el("p", { class: "analog-title user-data" }, a.title || a.sku_id),
       el("p", { class: "analog-meta" }, [a.sku_id, a.category ? nameOf("category", a.category) : null, a.launch_date].filter(Boolean).join(" · ")),
       el("p", { class: "analog-numbers" },
         el("span", {}, `${t("r.similarity")} `, el("strong", { class: "similarity" }, sim(a.similarity))),
@@ -693,7 +693,7 @@ function renderBatch(job) {
   }) : []));
   $("batch-failed").hidden = !failedRows.length;
   $("batch-failed-rows").replaceChildren(...failedRows.map((r) =>
-    el("tr", {}, el("td", {}, r.row), el("td", {}, r.sku_id ?? ""),
+    el("tr", {}, el("td", {}, r.row), el("td", { class: "user-data" }, r.sku_id ?? ""),
       el("td", { class: "reason" }, r.errors.map((e) => e.text).join(t("list.join"))))));
 }
 
@@ -715,7 +715,7 @@ function renderRows() {
     th.setAttribute("aria-sort", th.dataset.sort === rowView.sort ? (rowView.dir > 0 ? "ascending" : "descending") : "none");
   }
   $("batch-result-rows").replaceChildren(...keep.map((r) => el("tr", { "data-row": r.row, "data-decision": r.decision || "FAILED" },
-    el("td", { class: "sku" }, r.sku_id, el("br"), el("span", { class: "hint" }, r.title)),
+    el("td", { class: "sku user-data" }, r.sku_id, el("br"), el("span", { class: "hint" }, r.title)),
     el("td", {}, r.ok ? el("img", { src: `/batch/${encodeURIComponent(lastBatchJob.id)}/pictures/${r.row}.jpg`, alt: r.sku_id, width: 48, height: 48, loading: "lazy" }) : null),
     el("td", { class: "num p50" }, r.ok ? units(r.p50) : "–", r.ok ? el("span", { class: "band" }, ` (${units(r.p10)}–${units(r.p90)})`) : null),
     el("td", { class: "num be" }, r.ok ? units(r.break_even) : "–"),
@@ -745,12 +745,14 @@ async function loadHistory() {
   const forecasts = body.forecasts || [];
   const jobs = body.jobs || [];
   $("history-forecasts").replaceChildren(...(forecasts.length ? forecasts.map((f) => el("li", { "data-id": f.id },
-    el("a", { href: `?forecast=${encodeURIComponent(f.id)}`, class: "history-open" }, `${when(f.created_at)} · ${f.title}`),
+    el("a", { href: `?forecast=${encodeURIComponent(f.id)}`, class: "history-open" }, `${when(f.created_at)} · `,
+      el("span", { class: "user-data" }, f.title)),
     " ", el("span", { class: `badge badge-${f.decision}` }, t(`label.${f.decision}`)), " ",
     el("span", { class: "hint" }, t("r.units", { n: f.p50 })))) : [el("li", { class: "hint" }, t("hist.empty"))]));
   $("history-jobs").replaceChildren(...(jobs.length ? jobs.map((j) => el("li", { "data-id": j.id },
     el("a", { href: `?job=${encodeURIComponent(j.id)}`, class: "history-open" },
-      t("hist.job_line", { when: when(j.created_at), name: j.filename || "", rows: fmt0(j.total), status: t(`status.${j.status}`) })))) : [el("li", { class: "hint" }, t("hist.empty"))]));
+      t("hist.job_line", { when: when(j.created_at), name: "", rows: fmt0(j.total), status: t(`status.${j.status}`) })),
+    " ", el("span", { class: "user-data hint" }, j.filename || ""))) : [el("li", { class: "hint" }, t("hist.empty"))]));
 }
 
 async function share(id) {

@@ -46,9 +46,8 @@ function operation(path, method, op) {
   try {
     const spec = await (await fetch("/docs.json")).json();
     const info = spec.info || {};
-    document.getElementById("api-title").textContent = `${info.title || "trialcast"} API`;
-    if (info.description) document.getElementById("api-description").textContent = info.description;
-    document.getElementById("api-version").textContent = `Version ${info.version || "–"} · OpenAPI ${spec.openapi || ""}`;
+    // The title, version and description are trialcast's own (in the page); the spec gives the operations.
+    document.getElementById("api-version").textContent += ` · OpenAPI ${spec.openapi || ""}`;
     const ops = [];
     for (const [path, methods] of Object.entries(spec.paths || {})) {
       for (const [method, op] of Object.entries(methods)) ops.push(operation(path, method, op));
