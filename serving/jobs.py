@@ -22,8 +22,8 @@ import pandas as pd
 
 from features import messages as m
 from features.config import Settings
-from features.ledger import open_ledger
 from features.ledger import jobs as store
+from features.ledger import open_ledger
 
 log = logging.getLogger("trialcast.jobs")
 ORPHAN_SECONDS = 3600  # a job folder without a row (an upload refused mid-way by a crash) is removed after this
@@ -118,7 +118,7 @@ class JobRunner:
         except Cancelled:
             store.set_job(self.engine, job_id, status="cancelled")
             return
-        except Exception as error:  # noqa: BLE001  the job fails, with the reason, and the server stays up
+        except Exception as error:
             store.set_job(self.engine, job_id, status="failed",
                           error={"code": "job_failed", "params": {"reason": f"{type(error).__name__}: {error}"}})
             raise

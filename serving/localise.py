@@ -123,7 +123,7 @@ def why_sentence(why: dict[str, Any], p50: float, lang: str) -> str:
     """As the page writes it (``whySentence`` in app.js), from the same catalogue entries."""
     strong = [x for x in why.get("factors") or [] if m._finite(x.get("factor")) and float(x["factor"]) > 0
               and abs(math.log(float(x["factor"]))) >= 0.01][:2]
-    group = lambda g: m.text(f"group.{g}", lang) if m.has(f"group.{g}") else m.text("group.other", lang)  # noqa: E731
+    group = lambda g: m.text(f"group.{g}", lang) if m.has(f"group.{g}") else m.text("group.other", lang)
     factors = m.text("why.join", lang).join(
         m.text("why.factor_label", lang, group=group(x["group"]), factor=f"{m.rounded(x['factor'], 2)}") for x in strong)
     analogs = why.get("analogs")

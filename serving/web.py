@@ -354,7 +354,7 @@ def batch_status(job_id: str, request: Request) -> JSONResponse:
 @app.post("/batch/{job_id}/cancel", summary="Cancel a queued or running batch job")
 def batch_cancel(job_id: str, request: Request) -> JSONResponse:
     lang = lang_of(request)
-    view, missing = _job_or_404(job_id, lang)
+    _view, missing = _job_or_404(job_id, lang)
     if missing:
         return missing
     runner().cancel(job_id)
@@ -409,7 +409,7 @@ def batch_picture(job_id: str, row: int, request: Request) -> Response:
     from serving.jobs import candidates_file, job_folder
 
     lang = lang_of(request)
-    view, missing = _job_or_404(job_id, lang)
+    _view, missing = _job_or_404(job_id, lang)
     if missing:
         return missing
     folder = job_folder(state.settings, job_id)  # type: ignore[arg-type]

@@ -11,7 +11,19 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, Engine, Index, Integer, String, Table, delete, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    DateTime,
+    Engine,
+    Index,
+    Integer,
+    String,
+    Table,
+    delete,
+    select,
+    update,
+)
 
 from features.ledger.store import now
 from features.ledger.tables import metadata

@@ -107,6 +107,7 @@ function applyLanguage() {
   if (lastAnswer) renderResult(lastAnswer);
   if (lastBatchJob) renderBatch(lastBatchJob);
   if (lastRows) renderRows();
+  if (lastBatchJob && lastBatchJob.status === "done") finishJob(lastBatchJob); // the rows' error texts, in this language
   loadHistory();
 }
 
