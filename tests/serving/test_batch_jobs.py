@@ -5,7 +5,6 @@ resumed from their finished chunks, pictures found by file name, no server path 
 from __future__ import annotations
 
 import io
-import os
 import signal
 import time
 import zipfile
@@ -44,6 +43,19 @@ def wait_job(url: str, job_id: str, until, timeout: float = 600) -> dict:
             return job
         assert time.monotonic() < deadline, job
         time.sleep(0.3)
+
+
+def kill_minus_9(pid: int) -> None:
+    """SIGKILL the server and its workers (BentoML starts each worker in a session of its own, so
+    killing the process group would leave the worker running)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    victims = [parent, *parent.children(recursive=True)]
+    for process in victims:
+        process.send_signal(signal.SIGKILL)
+    gone, alive = psutil.wait_procs(victims, timeout=30)
+    assert not alive, alive
 
 
 def refused(response: httpx.Response, status: int, field: str, code: str) -> dict:
@@ -119,8 +131,7 @@ def test_jobs_are_bounded_kept_through_a_kill_and_resumed(env: dict, start_serve
         # ---- SIGKILL the server mid-job
         partial = wait_job(url, job["id"], lambda j: j["done"] >= 12)
         assert partial["status"] == "running" and partial["done"] < 40, partial
-        os.killpg(running["process"].pid, signal.SIGKILL)
-        running["process"].wait(timeout=30)
+        kill_minus_9(running["process"].pid)
 
     with start_server.serving(env, tmp_path) as running:
         url = running["url"]
