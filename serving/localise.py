@@ -178,7 +178,8 @@ def localise_answer(answer: dict[str, Any], lang: str, currency: str) -> dict[st
     launch = (answer.get("assumed") or {}).get("launch_date") or answer.get("launch_date")
     warning = launch_warning(launch, history_span(), lang)
     answer["warnings"] = [warning] if warning else []
-    if lang != "en":  # the English sentences stay the decision rule's own
+    if lang != "en":  # the English sentences stay the decision rule's own (kept for a page switched to English)
+        answer["decision"]["message_en"] = answer["decision"].get("message")
         answer["decision"]["message"] = answer["display"]["message"]
         if isinstance(answer.get("why"), dict):
             answer["why"]["sentence"] = why_sentence(answer["why"], answer["forecast"]["p50"], lang)

@@ -517,6 +517,7 @@ function renderResult(answer) {
   const curve = Array.isArray(f.curve) ? f.curve.map(Number) : [];
   const analogs = Array.isArray(answer.analogs) ? answer.analogs : [];
   const be = Number(d.break_even_units);
+  const english = (answer.lang || "en") === "en" ? d.message : d.message_en;
   const summary = t(Number.isFinite(be) ? "r.summary" : "r.summary_no_be",
     { p50: units(f.p50), p10: units(f.p10), p90: units(f.p90), be: units(be) });
   $("result").replaceChildren(...[
@@ -527,7 +528,7 @@ function renderResult(answer) {
     el("ul", { id: "reasons", class: "reasons" },
       reasons.map((code) => el("li", { "data-code": code }, known(`reason.${code}`) ? t(`reason.${code}`) : code))),
     // the service's own sentence, when it is in the page's language (the page writes its own summary above)
-    d.message && lang === "en" && (answer.lang || "en") === "en" ? el("p", { id: "decision-message", class: "message", lang: "en" }, d.message) : null,
+    english && lang === "en" ? el("p", { id: "decision-message", class: "message", lang: "en" }, english) : null,
     ...(Array.isArray(answer.warnings) ? answer.warnings : []).map((w) =>
       el("p", { class: "warning launch-warning", "data-code": w.code }, t("r.launch_far", w.params || {}))),
     answer.reopened ? el("p", { id: "reopened", class: "hint" }, t("r.reopened", {

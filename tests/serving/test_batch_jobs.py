@@ -54,7 +54,7 @@ def kill_minus_9(pid: int) -> None:
     victims = [parent, *parent.children(recursive=True)]
     for process in victims:
         process.send_signal(signal.SIGKILL)
-    gone, alive = psutil.wait_procs(victims, timeout=30)
+    _gone, alive = psutil.wait_procs(victims, timeout=30)
     assert not alive, alive
 
 
