@@ -175,7 +175,11 @@ def read_table_format(path: Path) -> tuple[pd.DataFrame, TableFormat]:
     if suffix == ".parquet":
         return pd.read_parquet(path), TableFormat("parquet")
     if suffix in (".xlsx", ".xlsm"):
-        frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+        try:
+            frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+        except Exception as error:  # noqa: BLE001  openpyxl raises zip, XML and value errors alike
+            raise CatalogueError([Problem(None, "file", f"{path.name}: not a readable Excel file "
+                                                        f"({type(error).__name__})")]) from None
         frame.columns = [str(c).strip() for c in frame.columns]
         return frame, TableFormat("xlsx")
     if suffix in (".csv", ".txt", ".tsv"):

@@ -11,6 +11,7 @@ finished chunks: no row is lost or scored twice. Nothing a client sees names a s
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import time
@@ -28,6 +29,14 @@ from features.ledger import open_ledger
 log = logging.getLogger("trialcast.jobs")
 ORPHAN_SECONDS = 3600  # a job folder without a row (an upload refused mid-way by a crash) is removed after this
 DECISIONS = ("GO", "REVIEW", "NO_GO")
+
+
+ABSOLUTE_PATH = re.compile(r"(?:[A-Za-z]:)?(?:[\\/][^\s'\"\\/:]+){2,}[\\/]?")
+
+
+def scrub_paths(text: str) -> str:
+    """An error text fit for a client: absolute file paths (the server's folders) replaced by "…"."""
+    return ABSOLUTE_PATH.sub("…", text)
 
 
 class Cancelled(Exception):
@@ -120,7 +129,7 @@ class JobRunner:
             return
         except Exception as error:
             store.set_job(self.engine, job_id, status="failed",
-                          error={"code": "job_failed", "params": {"reason": f"{type(error).__name__}: {error}"}})
+                          error={"code": "job_failed", "params": {"reason": scrub_paths(f"{type(error).__name__}: {error}")}})
             raise
         scores = pd.read_parquet(folder / "scores.parquet")
         counts = {d: int((scores["decision"] == d).sum()) for d in DECISIONS}

@@ -11,6 +11,7 @@ import shutil
 import threading
 import zipfile
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -199,7 +200,7 @@ def _extract(archive: Path, folder: Path, settings: Settings, budget: int) -> in
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise Refused(422, "pictures", "zip_bad", reason=str(exc)) from None
+        raise Refused(422, "pictures", "zip_bad", reason=type(exc).__name__ if "/" in str(exc) else str(exc)) from None
     limit = settings.batch_max_unzipped_bytes
     count, written = 0, 0
     with zf:
@@ -243,7 +244,10 @@ def _table_summary(table: Path, settings: Settings, pictures: int) -> dict[str, 
     except CatalogueError as exc:
         raise Refused(422, "candidates", "batch_unreadable", reason=exc.problems[0].reason) from None
     except Exception as exc:  # noqa: BLE001  pandas / openpyxl say why in their own words
-        raise Refused(422, "candidates", "batch_unreadable", reason=f"{type(exc).__name__}: {str(exc)[:200]}") from None
+        from serving.jobs import scrub_paths
+
+        raise Refused(422, "candidates", "batch_unreadable",
+                      reason=scrub_paths(f"{type(exc).__name__}: {str(exc)[:200]}")) from None
     if frame.empty:
         raise Refused(422, "candidates", "batch_no_rows")
     if len(frame) > settings.batch_max_rows:
@@ -402,35 +406,49 @@ def batch_result(job_id: str, kind: str, request: Request) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="trialcast-scores-{job_id[:8]}.{kind}"'})
 
 
+@lru_cache(maxsize=8)
+def _job_pictures(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """A job's rows and its pictures by name (the upload never changes once the job exists)."""
+    from features.catalogue import read_table
+    from serving.batch import picture_index
+    from serving.jobs import candidates_file
+
+    table = candidates_file(folder)
+    return (read_table(table).to_dict("records") if table else []), picture_index(folder)
+
+
 @app.get("/batch/{job_id}/pictures/{row}.jpg", summary="Thumbnail of a batch row's picture")
 def batch_picture(job_id: str, row: int, request: Request) -> Response:
-    from features.catalogue import read_table
-    from serving.batch import find_picture, picture_index
-    from serving.jobs import candidates_file, job_folder
+    from serving.batch import find_picture
+    from serving.jobs import job_folder
 
     lang = lang_of(request)
     _view, missing = _job_or_404(job_id, lang)
     if missing:
         return missing
-    folder = job_folder(state.settings, job_id)  # type: ignore[arg-type]
-    table = candidates_file(folder)
     try:
-        record = read_table(table).iloc[row - 1].to_dict() if table and row >= 1 else None
-        path = find_picture(folder, record, picture_index(folder)) if record else None
-        return Response(_thumbnail(path.read_bytes()), media_type="image/jpeg",
-                        headers={"Cache-Control": "max-age=3600"}) if path else refusal(404, "row", "no_such_file", lang, value=str(row))
+        records, index = _job_pictures(job_folder(state.settings, job_id))  # type: ignore[arg-type]
+        path = find_picture(job_folder(state.settings, job_id), records[row - 1], index) if 1 <= row <= len(records) else None
     except Exception:  # noqa: BLE001  a row without a usable picture has no thumbnail
+        path = None
+    if path is None:
+        return refusal(404, "row", "no_such_file", lang, value=str(row))
+    try:
+        return Response(_thumbnail(path.read_bytes()), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    except Exception:  # noqa: BLE001  not a picture the thumbnailer can read
         return refusal(404, "row", "no_such_file", lang, value=str(row))
 
 
 def _thumbnail(data: bytes, size: int = 96) -> bytes:
-    from PIL import Image
+    """A small JPEG of an uploaded picture, decoded by the one safe decoder (size and bomb limits)."""
+    from features.images import decode_image
 
-    with Image.open(io.BytesIO(data)) as image:
-        image.thumbnail((size, size))
-        out = io.BytesIO()
-        image.convert("RGB").save(out, format="JPEG", quality=80)
-        return out.getvalue()
+    settings = state.settings
+    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)  # type: ignore[union-attr]
+    image.thumbnail((size, size))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()
 
 
 @app.get("/template.{kind}", summary="A candidates template (CSV or Excel) with an example row")
