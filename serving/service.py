@@ -151,5 +151,6 @@ Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=(
 # The page's batch upload: the whole request (table + pictures) is bounded before it is parsed.
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().batch_max_upload_bytes, paths=("/batch",),
                               field="candidates")
-# Every JSON answer in the language asked (Accept-Language or lang=), with codes and display fields.
-Trialcast.add_asgi_middleware(Localise, currency=get_settings().currency)
+# Every JSON answer in the language asked (Accept-Language or lang=), with codes and display fields: the
+# outermost middleware (Starlette runs the first one outermost), so the guards' refusals are rendered too.
+Trialcast.middlewares.insert(0, (Localise, {"currency": get_settings().currency}))
