@@ -85,7 +85,7 @@ def test_predict_speaks_the_language_asked(server: dict, sample_dir: Path) -> No
     detail = bad.json()["detail"][0]
     assert detail["loc"][0] == "cost_price" and detail["code"] == "not_positive" and detail["params"] == {"value": "-5"}
     assert detail["msg"] == "必须大于 0，收到 -5" and bad.json()["error"] == "成本价：必须大于 0，收到 -5"
-    guarded = httpx.post(url, data={**fields, "image": "http://example.com/a.png"}, headers=ZH, timeout=120)
+    guarded = httpx.post(url, data=fields, files={"image": (None, "http://example.com/a.png")}, headers=ZH, timeout=120)
     assert guarded.json()["detail"][0]["code"] == "not_a_file" and CJK.search(guarded.json()["error"])  # the guards too
     english = httpx.post(url + "?lang=en", data={**fields, "cost_price": "-5"}, files=files, headers=ZH, timeout=120)
     assert english.json()["detail"][0]["msg"] == "must be positive, got -5"  # lang= wins over the header
