@@ -21,7 +21,7 @@ EPOCH = np.datetime64("1970-01-01", "D")
 
 
 def day_numbers(dates: pd.Series | pd.DatetimeIndex | np.ndarray) -> np.ndarray:
-    return ((pd.to_datetime(pd.Series(dates)).to_numpy().astype("datetime64[D]") - EPOCH)).astype(np.int64)
+    return (pd.to_datetime(pd.Series(dates)).to_numpy().astype("datetime64[D]") - EPOCH).astype(np.int64)
 
 
 def _clean(vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -123,15 +123,83 @@ def check_image_file(path: Path, *, max_bytes: int, max_pixels: int) -> None:
 
 
 # ---------------------------------------------------------------- tables
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet table with every column as text where the format allows."""
+TEXT_ENCODINGS = ("utf-8-sig", "gb18030")  # what Excel writes here: UTF-8 (with or without BOM), or GBK/GB18030
+DELIMITERS = (",", ";", "\t")
+
+
+@dataclass(frozen=True)
+class TableFormat:
+    """How a table file was read: ``encoding`` and ``delimiter`` (``xlsx`` / ``parquet`` for those),
+    and whether either was a guess (the page says so)."""
+
+    kind: str
+    encoding: str | None = None
+    delimiter: str | None = None
+    guessed: bool = False
+
+
+def _decode(data: bytes) -> tuple[str, str]:
+    """The text and its encoding: strict UTF-8 first (a BOM is dropped), else GB18030, the superset
+    of GBK that Chinese Excel writes. Two candidates, tried in order, need no detector library:
+    GB18030 decodes almost any bytes, so it comes last."""
+    for encoding in TEXT_ENCODINGS:
+        try:
+            return data.decode(encoding), ("utf-8" if encoding == "utf-8-sig" else encoding)
+        except UnicodeDecodeError:
+            continue
+    raise CatalogueError([Problem(None, "file", "the file is neither UTF-8 nor GBK text")])
+
+
+def _delimiter(text: str) -> tuple[str, bool]:
+    """The separator of the header line: the candidate that splits it into most columns (guessed
+    when the header holds none of them and the sniffer has to look further)."""
+    import csv
+
+    header = text.lstrip("\ufeff").splitlines()[0] if text.strip() else ""
+    counts = {d: header.count(d) for d in DELIMITERS}
+    best = max(counts, key=lambda d: counts[d])
+    if counts[best] > 0:
+        return best, False
+    try:
+        return csv.Sniffer().sniff(text[:10_000], delimiters="".join(DELIMITERS)).delimiter, True
+    except csv.Error:
+        return ",", True
+
+
+def read_table_format(path: Path) -> tuple[pd.DataFrame, TableFormat]:
+    """Read a CSV (any of ``TEXT_ENCODINGS``, comma / semicolon / tab), an Excel ``.xlsx`` or a
+    Parquet table, every column as text where the format allows, and say how it was read."""
+    import io
+
     suffix = path.suffix.lower()
     if suffix == ".parquet":
-        return pd.read_parquet(path)
-    if suffix in (".csv", ".txt"):
+        return pd.read_parquet(path), TableFormat("parquet")
+    if suffix in (".xlsx", ".xlsm"):
+        try:
+            frame = pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
+        except Exception as error:  # noqa: BLE001  openpyxl raises zip, XML and value errors alike
+            raise CatalogueError([Problem(None, "file", f"{path.name}: not a readable Excel file "
+                                                        f"({type(error).__name__})")]) from None
+        frame.columns = [str(c).strip() for c in frame.columns]
+        return frame, TableFormat("xlsx")
+    if suffix in (".csv", ".txt", ".tsv"):
+        text, encoding = _decode(path.read_bytes())
+        delimiter, guessed = _delimiter(text)
         # Read as strings: the contract, not pandas' guesses, decides what is a number.
-        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    raise CatalogueError([Problem(None, "file", f"{path.name}: expected a .csv or .parquet file")])
+        frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, sep=delimiter)
+        frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+        return frame, TableFormat("csv", encoding, delimiter, guessed or encoding != "utf-8")
+    raise CatalogueError([Problem(None, "file", f"{path.name}: expected a .csv, .xlsx or .parquet file")])
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """``read_table_format`` without the format."""
+    return read_table_format(Path(path))[0]
+
+
+def missing_columns(columns: list[str], *, require_image: bool = True) -> list[str]:
+    """The candidate columns a table lacks: named once for the whole table, never once per row."""
+    return [c for c in CANDIDATE_REQUIRED if c not in columns and (c != "image" or require_image)]
 
 
 def validate_frame(

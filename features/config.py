@@ -135,6 +135,17 @@ class Settings(ModelSettings, BaseSettings):
         5_000, ge=1, description="Rows from which 'auto' scores on Ray (benchmarks/scale_scoring.py measures it).")
     ray_workers: int = Field(2, ge=1, description="Ray actors scoring at once (each loads the model once).")
     ray_address: str | None = Field(None, description="An existing Ray cluster (RAY_ADDRESS wins); else Ray starts locally.")
+    # The page and its batch jobs (serving/web.py, serving/jobs.py).
+    currency: str = Field("¥", max_length=8, description="Currency sign in front of prices shown to people.")
+    batch_max_file_bytes: int = Field(20 * 1024 * 1024, ge=1, description="Largest candidates table per job.")
+    batch_max_rows: int = Field(5_000, ge=1, description="Most rows per batch job.")
+    batch_max_upload_bytes: int = Field(512 * 1024 * 1024, ge=1, description="Largest /batch request (table + pictures).")
+    batch_max_pictures: int = Field(10_000, ge=1, description="Most pictures per job (zip entries + picture files).")
+    batch_max_unzipped_bytes: int = Field(1024**3, ge=1, description="Most bytes a job's pictures may unpack to.")
+    batch_chunk: int = Field(64, ge=1, description="Rows a batch job scores between two checkpoints (resume, cancel).")
+    batch_workers: int = Field(1, ge=1, description="Batch jobs scored at once (the others wait in the queue).")
+    batch_max_queued: int = Field(20, ge=0, description="Jobs that may wait; past that /batch answers 503.")
+    batch_retention_days: float = Field(30.0, gt=0, description="Finished jobs (and their files) are kept this long.")
 
     @property
     def cache_path(self) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 from tqdm.auto import tqdm
 
+from features import spreadsheet
 from features.catalogue import FieldError, read_table, resolve_image
 from serving.predictor import Predictor
 from serving.scale import use_ray
@@ -27,7 +28,9 @@ CHUNK = 64
 # Every output has these columns after the input's, whatever failed, in this order.
 NUMBERS = ("p10", "p50", "p90", "break_even_units", "top_similarity", "quantity")
 OUTPUT_COLUMNS = ("p10", "p50", "p90", "curve", "decision", "reasons", "message", "break_even_units",
-                  "top_similarity", "similar_skus", "model_version", "quantity", "forecast_id", "error")
+                  "top_similarity", "similar_skus", "similar_sales", "similar_similarity", "model_version",
+                  "quantity", "forecast_id", "error")
+PICTURE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
 
 
 def _input_columns(raw: pd.DataFrame) -> pd.DataFrame:
@@ -48,6 +51,8 @@ def _flatten(answer: dict[str, Any]) -> dict[str, Any]:
         "break_even_units": d["break_even_units"],
         "top_similarity": analogs[0]["similarity"] if analogs else None,
         "similar_skus": ",".join(a["sku_id"] for a in analogs),
+        "similar_sales": ",".join(f"{a['sales']:g}" for a in analogs),  # their 7-day units, in the same order
+        "similar_similarity": ",".join(f"{a['similarity']:.4f}" for a in analogs),
         "model_version": answer["model"]["version"],
         "quantity": answer["quantity"]["units"],  # newsvendor units to make (features.quantity)
         "forecast_id": answer.get("forecast_id"),  # its row in the forecast log
@@ -55,14 +60,48 @@ def _flatten(answer: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor) -> pd.DataFrame:
-    """Score rows of a candidates table (pictures by path under ``root``); one output row per input row."""
+def picture_index(root: Path) -> dict[str, Path]:
+    """Pictures under ``root`` by lower-case file name and by stem, for rows that name a picture by
+    its file name only, or by a path that is not the one it has in the upload."""
+    index: dict[str, Path] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.suffix.lower() in PICTURE_SUFFIXES and not path.name.startswith("."):
+            index.setdefault(path.name.lower(), path)
+            index.setdefault(path.stem.lower(), path)
+    return index
+
+
+def find_picture(root: Path, record: dict[str, Any], index: dict[str, Path] | None) -> Path | None:
+    """The row's picture: its path under ``root``; else (``index`` given) a picture of the same file
+    name anywhere in the upload, or named after the row's sku_id."""
+    try:
+        path = resolve_image(root, record.get("image"), required=index is None)
+    except FieldError as error:
+        if index is None or "escapes" in error.reason or "relative" in error.reason:
+            raise
+        path = None
+    if path is not None or index is None:
+        return path
+    value = str(record.get("image") or "").strip()
+    keys = [Path(value.replace("\\", "/")).name.lower()] if value else []
+    for key in [*keys, str(record.get("sku_id") or "").strip().lower()]:
+        if key and key in index:
+            return index[key]
+    if not value:
+        raise FieldError("image", "is missing")
+    raise FieldError("image", f"no picture {value!r} for this row in the upload: add it to the zip or upload it")
+
+
+def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[str, Path] | None = None
+               ) -> pd.DataFrame:
+    """Score rows of a candidates table (pictures by path under ``root``, or found by name in
+    ``index``); one output row per input row."""
     records = raw.to_dict("records")
     images: list[bytes | None] = []
     path_errors: dict[int, str] = {}
     for i, record in enumerate(records):
         try:
-            path = resolve_image(root, record.get("image"), required=True)
+            path = find_picture(root, record, index)
             size = path.stat().st_size if path else 0
             if size > predictor.settings.max_image_bytes:  # do not read a huge file only to refuse it
                 raise FieldError("image", f"the file is {size:,} bytes, over the limit of "
@@ -93,11 +132,12 @@ def _fingerprint(path: Path, model_version: str | None) -> str:
 
 
 def _atomic_write(frame: pd.DataFrame, path: Path) -> None:
+    if path.suffix.lower() in (".csv", ".xlsx"):  # a file people open in a spreadsheet
+        spreadsheet.write(frame, path)
+        return
+    # pid + random: two Ray workers of one machine never share a temporary name
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    if path.suffix.lower() == ".csv":
-        frame.to_csv(tmp, index=False, encoding="utf-8")
-    else:
-        frame.to_parquet(tmp, index=False)
+    frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
 
 
@@ -105,10 +145,11 @@ def _part(parts: Path, start: int) -> Path:
     return parts / f"{start:09d}.parquet"
 
 
-def write_chunk(raw: pd.DataFrame, start: int, rows: int, root: Path, predictor: Predictor, parts: Path) -> None:
+def write_chunk(raw: pd.DataFrame, start: int, rows: int, root: Path, predictor: Predictor, parts: Path,
+                index: dict[str, Path] | None = None) -> None:
     """Score one chunk of the candidates and write it whole into ``parts`` (a rename: a killed
     writer leaves no half chunk). What both the single-process and the Ray path run."""
-    scored = score_rows(raw.iloc[start : start + rows], root, predictor)
+    scored = score_rows(raw.iloc[start : start + rows], root, predictor, index)
     _atomic_write(scored.astype({c: "string" for c in _input_columns(raw).columns}), _part(parts, start))
 
 
@@ -120,8 +161,12 @@ def score_file(
     chunk: int = CHUNK,
     progress: bool = True,
     on_progress: Callable[[int, int], None] | None = None,
+    by_name: bool = False,
+    engine: str | None = None,
 ) -> dict[str, Any]:
-    """Score ``candidates`` into ``out`` (.parquet or .csv), resuming a killed run."""
+    """Score ``candidates`` into ``out`` (.parquet, .csv or .xlsx), resuming a killed run.
+    ``by_name``: a row's picture may also be found by its file name anywhere under the table's folder.
+    ``engine``: ``local`` / ``ray`` / ``auto`` instead of the settings' ``score_engine``."""
     candidates, out = Path(candidates), Path(out)
     raw = read_table(candidates)
     raw = raw.astype(object).where(raw.notna(), None)
@@ -138,20 +183,22 @@ def score_file(
     parts.mkdir(parents=True, exist_ok=True)
     manifest_path.write_text(json.dumps(manifest))
 
+    index = picture_index(candidates.parent) if by_name else None
     starts = list(range(0, len(raw), chunk))
     done_before = sum(1 for s in starts if _part(parts, s).exists())
     missing = [(s, min(chunk, len(raw) - s)) for s in starts if not _part(parts, s).exists()]
-    engine = {"engine": "local"}
-    if missing and use_ray(predictor.settings, sum(n for _, n in missing)):
+    used = {"engine": "local"}
+    choice = predictor.settings if engine is None else predictor.settings.model_copy(update={"score_engine": engine})
+    if missing and use_ray(choice, sum(n for _, n in missing)):
         from serving.scale import score_chunks  # Ray only when asked for or worth it
 
-        done = score_chunks(candidates, parts, missing, predictor.settings, str(predictor.version))
-        engine = {"engine": "ray", "ray_chunks": len(done), "ray_workers_used": int(done["pid"].nunique())}
+        done = score_chunks(candidates, parts, missing, predictor.settings, str(predictor.version), by_name)
+        used = {"engine": "ray", "ray_chunks": len(done), "ray_workers_used": int(done["pid"].nunique())}
     bar = tqdm(total=len(raw), desc="scoring", unit="SKU", disable=not progress)
     for start in starts:
         rows = min(chunk, len(raw) - start)
         if not _part(parts, start).exists():
-            write_chunk(raw, start, rows, candidates.parent, predictor, parts)
+            write_chunk(raw, start, rows, candidates.parent, predictor, parts, index)
         bar.update(rows)
         if on_progress:
             on_progress(min(start + rows, len(raw)), len(raw))
@@ -164,4 +211,4 @@ def score_file(
     shutil.rmtree(parts, ignore_errors=True)
     failed = int(result["error"].notna().sum()) if "error" in result else 0
     return {"rows": len(result), "scored": len(result) - failed, "failed": failed,
-            "resumed_chunks": done_before, "out": str(out), **engine}
+            "resumed_chunks": done_before, "out": str(out), **used}

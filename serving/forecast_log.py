@@ -77,6 +77,7 @@ class ForecastLog:
             entries.append(entry(answer["forecast_id"], row, image, answer, self.version))
         try:
             write_forecasts(open_ledger(self.settings), entries, images)
+            keep_answers(self.settings, rows, answers)
         except Exception:
             log.exception("could not write %d forecasts to the log %s", len(entries), self.settings.ledger_url)
             for answer in answers:
@@ -103,3 +104,66 @@ class ForecastLog:
             state = None
         self._live = (stamp, state)
         return state
+
+
+# ---------------------------------------------------------------- history (features/ledger/jobs.py)
+SINGLE = "upload"  # the sku_id /predict gives its one SKU: those answers are kept whole, to reopen
+
+
+def keep_answers(settings: Settings, rows: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
+    """The whole answer of each single forecast (``/predict``), so the page can list, reopen and
+    share it; batch rows are in their job's scores, not here."""
+    from features.ledger import open_ledger
+    from features.ledger.jobs import write_answers
+
+    keep = [(row, a) for row, a in zip(rows, answers) if row.get("sku_id") == SINGLE and a.get("forecast_id")]
+    write_answers(open_ledger(settings), [
+        {"forecast_id": a["forecast_id"], "created_at": _now(), "source": "predict",
+         "title": str(row.get("title") or "")[:200], "answer": _json_safe(a)}
+        for row, a in keep])
+
+
+def _json_safe(value: Any) -> Any:
+    """A JSON copy with numbers that are not finite (an infinite break-even) as None."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    return _plain(value) if hasattr(value, "isoformat") else str(value)
+
+
+def recent(settings: Settings, limit: int, lang: str) -> list[dict[str, Any]]:
+    """The newest single forecasts: when, title, decision, P50 and band as people read them."""
+    from features import messages as m
+    from features.ledger import open_ledger
+    from features.ledger.jobs import recent_answers
+
+    out = []
+    for row in recent_answers(open_ledger(settings), limit):
+        a = row["answer"] or {}
+        f, d = a.get("forecast") or {}, a.get("decision") or {}
+        label = d.get("label")
+        out.append({"id": row["forecast_id"], "created_at": m.stamp(row["created_at"]), "title": row["title"],
+                    "decision": label, "label": m.text(f"label.{label}", lang) if label else "",
+                    "p50": m.units(f.get("p50")), "band": f"{m.units(f.get('p10'))}–{m.units(f.get('p90'))}",
+                    "model_version": (a.get("model") or {}).get("version")})
+    return out
+
+
+def reopen(settings: Settings, forecast_id: str) -> dict[str, Any] | None:
+    """A single forecast as it was answered, with when it was made."""
+    from features.ledger import open_ledger
+    from features.ledger.jobs import read_answer
+
+    row = read_answer(open_ledger(settings), forecast_id)
+    if row is None or not row["answer"]:
+        return None
+    from features.messages import stamp
+
+    return {**row["answer"], "reopened": {"created_at": stamp(row["created_at"]), "forecast_id": forecast_id}}

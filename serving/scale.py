@@ -35,8 +35,9 @@ def use_ray(settings: Settings, rows: int) -> bool:
 class ChunkScorer:
     """A Ray Data actor: the candidates table and the model loaded once; scores whole chunks."""
 
-    def __init__(self, settings_json: str, version: str, candidates: str, parts: str):
+    def __init__(self, settings_json: str, version: str, candidates: str, parts: str, by_name: bool = False):
         from features.catalogue import read_table
+        from serving.batch import picture_index
         from features.model import load_version, version_by_number
         from serving.predictor import Predictor
 
@@ -47,17 +48,18 @@ class ChunkScorer:
         raw = read_table(Path(candidates))
         self.raw = raw.astype(object).where(raw.notna(), None)
         self.root, self.parts = Path(candidates).parent, Path(parts)
+        self.index = picture_index(self.root) if by_name else None
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from serving.batch import write_chunk
 
         for start, rows in zip(batch["start"], batch["rows"]):
-            write_chunk(self.raw, int(start), int(rows), self.root, self.predictor, self.parts)
+            write_chunk(self.raw, int(start), int(rows), self.root, self.predictor, self.parts, self.index)
         return {"start": batch["start"], "pid": [os.getpid()] * len(batch["start"])}
 
 
 def score_chunks(candidates: Path, parts: Path, work: list[tuple[int, int]], settings: Settings,
-                 version: str) -> pd.DataFrame:
+                 version: str, by_name: bool = False) -> pd.DataFrame:
     """Score the ``(start, rows)`` chunks on Ray into ``parts``; returns which worker did which."""
     import ray
 
@@ -74,7 +76,8 @@ def score_chunks(candidates: Path, parts: Path, work: list[tuple[int, int]], set
         items = ray.data.from_items([{"start": s, "rows": n} for s, n in work])
         done = items.map_batches(
             ChunkScorer, batch_size=1, concurrency=settings.ray_workers, num_cpus=1,
-            fn_constructor_args=(absolute.model_dump_json(), str(version), str(candidates.resolve()), str(parts.resolve())),
+            fn_constructor_args=(absolute.model_dump_json(), str(version), str(candidates.resolve()), str(parts.resolve()),
+                                 by_name),
         ).to_pandas()  # Ray Data restarts a dead actor and retries its chunk (max_restarts=-1 by default)
     finally:
         if started:

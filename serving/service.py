@@ -23,6 +23,7 @@ from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalT
 from serving import web
 from serving.champion import load_champion
 from serving.limits import BodySizeLimit, FileFieldsOnly
+from serving.localise import Localise
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
@@ -70,6 +71,7 @@ class Trialcast:
         if self.predictor is not None and (problem := _warm_up(self.predictor)) is not None:
             self.predictor, message = None, problem
         web.state.predictor, web.state.message, web.state.settings = self.predictor, message, self.settings
+        web.start_jobs()  # batch jobs left unfinished by a restart or a kill resume now
 
     def __is_ready__(self) -> bool:
         return self.predictor is not None
@@ -146,3 +148,9 @@ Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch",), field="items")
 # BentoML downloads a text value given for a file parameter (SSRF): only real uploads may reach /predict.
 Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",))
+# The page's batch upload: the whole request (table + pictures) is bounded before it is parsed.
+Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().batch_max_upload_bytes, paths=("/batch",),
+                              field="candidates")
+# Every JSON answer in the language asked (Accept-Language or lang=), with codes and display fields: the
+# outermost middleware (Starlette runs the first one outermost), so the guards' refusals are rendered too.
+Trialcast.middlewares.insert(0, (Localise, {"currency": get_settings().currency}))

@@ -4,25 +4,28 @@ the API docs page and batch jobs (CSV + zip of pictures). Mounted into the Bento
 from __future__ import annotations
 
 import io
+import logging
 import re
+import secrets
 import shutil
 import threading
-import uuid
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from fastapi import Body, FastAPI, File, UploadFile
+from fastapi import Body, FastAPI, File, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 
+from features import messages
 from features.config import Settings
 from serving.predictor import Predictor
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SKU_PATTERN = re.compile(r"^[\w.\-]{1,200}$")
-MAX_ZIP_FILES = 20_000
-MAX_UNZIPPED_BYTES = 2 * 1024**3
+JOB_PATTERN = re.compile(r"^[0-9a-f]{12,32}$")
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 @dataclass
@@ -32,7 +35,7 @@ class ServiceState:
     predictor: Predictor | None = None
     message: str = "starting"
     settings: Settings | None = None
-    jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runner: Any = None  # serving.jobs.JobRunner, started once
 
 
 state = ServiceState()
@@ -63,18 +66,35 @@ def static(name: str) -> Response:
 
 
 @app.get("/docs", include_in_schema=False)
-def api_docs() -> FileResponse:
-    # Our page owns "/", which is where BentoML puts its Swagger UI; serve that UI here instead.
-    import _bentoml_impl.server as bentoml_server
+def api_docs() -> Response:
+    """trialcast's own API page (it renders ``/docs.json``); nothing is loaded from another host."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return FileResponse(Path(bentoml_server.__file__).parent / "main-openapi.html", media_type="text/html")
+    try:
+        release = version("trialcast")
+    except PackageNotFoundError:
+        release = "unknown"
+    page = (WEB_DIR / "docs.html").read_text(encoding="utf-8").replace("{{version}}", release)
+    return Response(page, media_type="text/html")
+
+
+@app.get("/messages.json", include_in_schema=False)
+def message_catalogue() -> JSONResponse:
+    """The message catalogue (``features/messages.json``): the page renders every word from it."""
+    return JSONResponse(messages.catalogue(), headers={"Cache-Control": "no-cache"})
 
 
 @app.get("/model", summary="Facts about the serving model (version, gate, training size)")
 def model() -> JSONResponse:
     if state.predictor is None:
         return JSONResponse({"ready": False, "message": state.message}, status_code=200)
-    return JSONResponse({"ready": True, **state.predictor.model_facts(), "live": state.predictor.log.live()})
+    from serving.localise import history_span
+
+    span = history_span()
+    return JSONResponse({"ready": True, **state.predictor.model_facts(), "live": state.predictor.log.live(),
+                         "currency": state.settings.currency if state.settings else "¥",
+                         "history": {"first_launch": span[0].isoformat(), "last_launch": span[1].isoformat()}
+                         if span else None})
 
 
 @app.post("/actuals", summary="Actual daily sales of launched SKUs (idempotent: a day sent again replaces it)")
@@ -152,85 +172,370 @@ def analog_thumbnail(sku_id: str) -> Response:
     return Response(picture, media_type="image/jpeg", headers={"Cache-Control": "max-age=86400"})
 
 
-def _safe_extract(archive: bytes, folder: Path) -> int:
-    """Unzip pictures into ``folder``, refusing paths that escape it and archives that explode."""
-    with zipfile.ZipFile(io.BytesIO(archive)) as zf:
-        members = [m for m in zf.infolist() if not m.is_dir()]
-        if len(members) > MAX_ZIP_FILES:
-            raise ValueError(f"the zip holds {len(members):,} files, over the limit of {MAX_ZIP_FILES:,}")
-        if sum(m.file_size for m in members) > MAX_UNZIPPED_BYTES:
-            raise ValueError("the zip unpacks to more than 2 GiB")
-        for m in members:
-            target = (folder / m.filename).resolve()
+# ---------------------------------------------------------------- batch jobs (serving/jobs.py)
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
+TEMPLATE_COLUMNS = ("sku_id", "launch_date", "category", "title", "description", "image", "cost_price",
+                    "list_price", "channel")
+_runner_lock = threading.Lock()
+
+
+class Refused(Exception):
+    """An upload refused before a job exists: HTTP status, field, message code and parameters."""
+
+    def __init__(self, status: int, field_name: str, code: str, **params: Any):
+        super().__init__(code)
+        self.status, self.field, self.code, self.params = status, field_name, code, params
+
+
+def lang_of(request: Request) -> str:
+    return messages.language(request.headers.get("accept-language"), request.query_params.get("lang"))
+
+
+def refusal(status: int, field_name: str, code: str, lang: str, headers: dict[str, str] | None = None,
+            **params: Any) -> JSONResponse:
+    """An error of the page's own routes: code and parameters, the sentence in ``lang``."""
+    text = messages.reason_text(code, params, lang)
+    return JSONResponse({"error": text, "code": code, "lang": lang, "detail": [
+        {"loc": [field_name], "msg": text, "code": code, "params": params, "type": "invalid_input"}]},
+        status_code=status, headers=headers)
+
+
+def runner() -> Any:
+    """The job runner, started once (by the service at start-up, or by the first batch request)."""
+    from serving.jobs import JobRunner
+
+    with _runner_lock:
+        if state.runner is None and state.settings is not None:
+            state.runner = JobRunner(state.settings, lambda: state.predictor)
+            state.runner.start()
+        return state.runner
+
+
+def start_jobs() -> None:
+    """Called when the service starts: unfinished jobs resume without waiting for a request."""
+    try:
+        runner()
+    except Exception:  # the jobs must never keep the service from starting
+        logging.getLogger("trialcast.jobs").exception("could not start the batch job runner")
+
+
+def _human_bytes(n: int) -> str:
+    return f"{n / 1024**2:,.0f} MB" if n < 1024**3 else f"{n / 1024**3:,.1f} GB"
+
+
+def _save(upload: Any, target: Path, limit: int, field_name: str) -> int:
+    """Copy an upload to ``target`` in pieces, refusing it as soon as it passes ``limit`` bytes."""
+    written = 0
+    upload.file.seek(0)
+    with open(target, "wb") as out:
+        while piece := upload.file.read(1024 * 1024):
+            written += len(piece)
+            if written > limit:
+                raise Refused(413, field_name, "batch_too_big", size=f"> {_human_bytes(limit)}", limit=_human_bytes(limit))
+            out.write(piece)
+    return written
+
+
+def _extract(archive: Path, folder: Path, settings: Settings, budget: int) -> int:
+    """Unzip the pictures into ``folder`` streaming each entry, counting the bytes really written
+    (not the sizes the archive claims) against the limits; refuses paths that escape the folder."""
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise Refused(422, "pictures", "zip_bad", reason=type(exc).__name__ if "/" in str(exc) else str(exc)) from None
+    limit = settings.batch_max_unzipped_bytes
+    count, written = 0, 0
+    with zf:
+        members = [m for m in zf.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+        if len(members) > budget:
+            raise Refused(413, "pictures", "zip_too_many_files", n=f"{len(members):,}", limit=f"{budget:,}")
+        for member in members:
+            target = (folder / member.filename).resolve()
             if not target.is_relative_to(folder.resolve()):
-                raise ValueError(f"the zip entry {m.filename!r} escapes its folder")
+                raise Refused(422, "pictures", "zip_escape", value=repr(member.filename))
             target.parent.mkdir(parents=True, exist_ok=True)
-            with zf.open(m) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
-    return len(members)
+            try:
+                with zf.open(member) as src, open(target, "wb") as dst:
+                    while piece := src.read(1024 * 1024):
+                        written += len(piece)
+                        if written > limit:
+                            raise Refused(413, "pictures", "zip_too_big", limit=_human_bytes(limit))
+                        dst.write(piece)
+            except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
+                raise Refused(422, "pictures", "zip_bad", reason=f"{member.filename}: {exc}") from None
+            count += 1
+    archive.unlink()
+    return count
 
 
-def _run_job(job_id: str, csv_path: Path, out: Path) -> None:
-    from serving.batch import score_file
+def _picture_name(name: str | None, seen: set[str]) -> str:
+    base = Path(str(name or "picture").replace("\\", "/")).name
+    base = re.sub(r"[^\w.\-]", "_", base)[:120] or "picture"
+    while base in seen or base.startswith("."):
+        base = f"_{base}"
+    seen.add(base)
+    return base
 
-    job = state.jobs[job_id]
 
-    def progress(done: int, total: int) -> None:
-        job.update(done=done, total=total)
+def _table_summary(table: Path, settings: Settings, pictures: int) -> dict[str, Any]:
+    """Read the uploaded table once: its size, how it was read; refuse what cannot become a job."""
+    from features.catalogue import CatalogueError, missing_columns, read_table_format
 
     try:
-        summary = score_file(csv_path, out, state.predictor, progress=False, on_progress=progress)
-        import pandas as pd
+        frame, fmt = read_table_format(table)
+    except CatalogueError as exc:
+        raise Refused(422, "candidates", "batch_unreadable", reason=exc.problems[0].reason) from None
+    except Exception as exc:  # noqa: BLE001  pandas / openpyxl say why in their own words
+        from serving.jobs import scrub_paths
 
-        result = pd.read_csv(out, dtype=str, keep_default_na=False)
-        failed = result[result["error"].fillna("") != ""]
-        job.update(status="done", summary=summary, failed=[
-            {"row": int(i) + 1, "sku_id": r.get("sku_id", ""), "error": r["error"]} for i, r in failed.iterrows()
-        ])
-    except Exception as exc:  # a job must report its failure, never take the server down
-        job.update(status="failed", message=str(exc))
+        raise Refused(422, "candidates", "batch_unreadable",
+                      reason=scrub_paths(f"{type(exc).__name__}: {str(exc)[:200]}")) from None
+    if frame.empty:
+        raise Refused(422, "candidates", "batch_no_rows")
+    if len(frame) > settings.batch_max_rows:
+        raise Refused(413, "candidates", "batch_too_many_rows", n=f"{len(frame):,}", limit=f"{settings.batch_max_rows:,}")
+    lacking = missing_columns([str(c) for c in frame.columns], require_image=False)
+    if lacking:
+        raise Refused(422, "candidates", "columns_missing", columns=", ".join(lacking))
+    if pictures == 0:
+        raise Refused(422, "pictures", "no_pictures")
+    return {"format": {"kind": fmt.kind, "encoding": fmt.encoding, "delimiter": fmt.delimiter,
+                       "guessed": fmt.guessed}, "rows": len(frame), "pictures": pictures}
 
 
-@app.post("/batch", summary="Start scoring a candidates CSV (+ optional zip of pictures)")
-async def start_batch(candidates: UploadFile = File(...), pictures: UploadFile | None = File(None)) -> JSONResponse:
+def _accept(folder: Path, candidates: UploadFile, pictures: UploadFile | None,
+            picture_files: list[UploadFile], settings: Settings) -> dict[str, Any]:
+    """Write the upload into ``folder`` within the limits; the table's summary."""
+    suffix = Path(candidates.filename or "").suffix.lower() or ".csv"
+    if suffix not in TABLE_SUFFIXES:
+        raise Refused(415, "candidates", "batch_format")
+    table = folder / f"candidates{suffix}"
+    if _save(candidates, table, settings.batch_max_file_bytes, "candidates") == 0:
+        raise Refused(422, "candidates", "batch_empty")
+    count = 0
+    files = [f for f in picture_files if f is not None and f.filename]
+    if len(files) > settings.batch_max_pictures:
+        raise Refused(413, "pictures", "too_many_pictures", n=f"{len(files):,}", limit=f"{settings.batch_max_pictures:,}")
+    if files:
+        (folder / "files").mkdir()
+        seen: set[str] = set()
+        for f in files:
+            _save(f, folder / "files" / _picture_name(f.filename, seen), settings.max_image_bytes, "pictures")
+        count += len(files)
+    if pictures is not None and pictures.filename:
+        _save(pictures, folder / "pictures.zip", settings.batch_max_upload_bytes, "pictures")
+        count += _extract(folder / "pictures.zip", folder, settings, settings.batch_max_pictures - count)
+    return _table_summary(table, settings, count)
+
+
+@app.post("/batch", summary="Start scoring a candidates table (CSV or .xlsx) with its pictures (zip or files)",
+          status_code=202)
+def start_batch(request: Request, candidates: UploadFile = File(...), pictures: UploadFile | None = File(None),
+                picture_files: list[UploadFile] | None = File(None)) -> JSONResponse:
+    """A plain ``def``: FastAPI runs it on a worker thread, so saving and unzipping never block the
+    event loop (``/healthz`` answers meanwhile)."""
+    lang = lang_of(request)
     if state.predictor is None or state.settings is None:
         return not_ready()
-    job_id = uuid.uuid4().hex[:12]
-    folder = state.settings.home / "batch_jobs" / job_id
-    folder.mkdir(parents=True, exist_ok=True)
-    data = await candidates.read()
-    if not data.strip():
-        return error(422, "candidates", "the candidates file is empty")
-    csv_path = folder / "candidates.csv"
-    csv_path.write_bytes(data)
-    if pictures is not None and pictures.filename:
-        try:
-            _safe_extract(await pictures.read(), folder)
-        except (zipfile.BadZipFile, ValueError) as exc:
-            return error(422, "pictures", f"not a usable zip of pictures: {exc}")
+    settings, jobs = state.settings, runner()
+    if jobs.queued() >= settings.batch_max_queued:
+        return refusal(503, "candidates", "queue_full", lang, headers={"Retry-After": "30"},
+                       n=settings.batch_max_queued, seconds=30)
+    job_id = secrets.token_hex(16)  # 128 bits: not guessable
+    folder = settings.home / "batch_jobs" / job_id
+    folder.mkdir(parents=True)
     try:
-        from features.catalogue import read_table
+        summary = _accept(folder, candidates, pictures, picture_files or [], settings)
+    except Refused as refused:
+        shutil.rmtree(folder, ignore_errors=True)  # a refused upload leaves nothing behind
+        return refusal(refused.status, refused.field, refused.code, lang, **refused.params)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    from features.ledger.jobs import create_job
 
-        rows = len(read_table(csv_path))
-    except Exception as exc:
-        return error(422, "candidates", f"not a readable CSV: {exc}")
-    state.jobs[job_id] = {"id": job_id, "status": "running", "done": 0, "total": rows, "failed": []}
-    threading.Thread(target=_run_job, args=(job_id, csv_path, folder / "scores.csv"), daemon=True).start()
-    return JSONResponse(state.jobs[job_id], status_code=202)
+    name = Path(str(candidates.filename or "candidates.csv").replace("\\", "/")).name[:255]
+    create_job(jobs.engine, job_id, lang=lang, filename=name, total=summary["rows"], summary=summary)
+    jobs.wake.set()
+    return JSONResponse(job_view(job_id, lang), status_code=202)
 
 
-@app.get("/batch/{job_id}", summary="Progress of a batch job")
-def batch_status(job_id: str) -> JSONResponse:
-    job = state.jobs.get(job_id)
+def job_view(job_id: str, lang: str) -> dict[str, Any] | None:
+    """What a client may see of a job: no folder, no server path."""
+    from features.ledger.jobs import get_job
+
+    jobs = runner()
+    job = get_job(jobs.engine, job_id) if jobs is not None else None
     if job is None:
-        return error(404, "job_id", f"no batch job {job_id!r}")
-    return JSONResponse(job)
+        return None
+    error = job.get("error")
+    summary = job.get("summary") or {}
+    view = {"id": job["id"], "status": job["status"], "done": job["done"], "total": job["total"],
+            "filename": job["filename"], "created_at": messages.stamp(job["created_at"]),
+            "updated_at": messages.stamp(job["updated_at"]), "summary": summary,
+            "queue_position": jobs.position(job_id) if job["status"] == "queued" else 0,
+            "status_text": messages.text(f"status.{job['status']}", lang)}
+    if error:
+        view["error"] = {**error, "message": messages.reason_text(error["code"], error.get("params") or {}, lang)}
+    fmt = summary.get("format") or {}
+    if fmt.get("kind") == "csv":
+        view["read_as"] = messages.text("batch.guessed", lang, encoding=fmt.get("encoding"),
+                                        delimiter=messages.text(f"delim.{fmt.get('delimiter')}", lang))
+    return view
 
 
-@app.get("/batch/{job_id}/scores.csv", summary="Download the scored candidates")
-def batch_result(job_id: str) -> Response:
-    job = state.jobs.get(job_id)
-    if job is None or job.get("status") != "done" or state.settings is None:
-        return error(404, "job_id", f"no finished batch job {job_id!r}")
-    return FileResponse(state.settings.home / "batch_jobs" / job_id / "scores.csv", media_type="text/csv",
-                        filename=f"trialcast-scores-{job_id}.csv")
+def _job_or_404(job_id: str, lang: str) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+    if not JOB_PATTERN.match(job_id) or state.settings is None:
+        return None, refusal(404, "job_id", "job_not_found", lang)
+    view = job_view(job_id, lang)
+    return (view, None) if view else (None, refusal(404, "job_id", "job_not_found", lang))
+
+
+@app.get("/batch/{job_id}", summary="Progress of a batch job (counts by decision when done)")
+def batch_status(job_id: str, request: Request) -> JSONResponse:
+    view, missing = _job_or_404(job_id, lang_of(request))
+    return missing or JSONResponse(view)
+
+
+@app.post("/batch/{job_id}/cancel", summary="Cancel a queued or running batch job")
+def batch_cancel(job_id: str, request: Request) -> JSONResponse:
+    lang = lang_of(request)
+    _view, missing = _job_or_404(job_id, lang)
+    if missing:
+        return missing
+    runner().cancel(job_id)
+    return JSONResponse(job_view(job_id, lang))
+
+
+def _scores(job_id: str, lang: str) -> tuple[Any, JSONResponse | None]:
+    import pandas as pd
+
+    view, missing = _job_or_404(job_id, lang)
+    if missing:
+        return None, missing
+    path = state.settings.home / "batch_jobs" / job_id / "scores.parquet"  # type: ignore[union-attr]
+    if view["status"] != "done" or not path.is_file():
+        return None, refusal(409, "job_id", "job_not_finished", lang)
+    return pd.read_parquet(path), None
+
+
+@app.get("/batch/{job_id}/rows", summary="A finished job's rows as the page shows them")
+def batch_rows(job_id: str, request: Request) -> JSONResponse:
+    from serving.jobs import result_rows
+
+    lang = lang_of(request)
+    scores, problem = _scores(job_id, lang)
+    if problem:
+        return problem
+    return JSONResponse({"id": job_id, "lang": lang, "rows": result_rows(scores, lang, state.settings.currency)})
+
+
+@app.get("/batch/{job_id}/scores.{kind}", summary="Download the scores (CSV with a UTF-8 BOM, or Excel)")
+def batch_result(job_id: str, kind: str, request: Request) -> Response:
+    from features import spreadsheet
+    from serving.jobs import export_frame
+
+    lang = lang_of(request)
+    if kind not in ("csv", "xlsx"):
+        return refusal(404, "job_id", "job_not_found", lang)
+    scores, problem = _scores(job_id, lang)
+    if problem:
+        return problem
+    frame = export_frame(scores, lang)
+    data = spreadsheet.csv_bytes(frame) if kind == "csv" else spreadsheet.xlsx_bytes(frame)
+    media = "text/csv; charset=utf-8" if kind == "csv" else XLSX
+    return Response(data, media_type=media,
+                    headers={"Content-Disposition": f'attachment; filename="trialcast-scores-{job_id[:8]}.{kind}"'})
+
+
+@lru_cache(maxsize=8)
+def _job_pictures(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+    """A job's rows and its pictures by name (the upload never changes once the job exists)."""
+    from features.catalogue import read_table
+    from serving.batch import picture_index
+    from serving.jobs import candidates_file
+
+    table = candidates_file(folder)
+    return (read_table(table).to_dict("records") if table else []), picture_index(folder)
+
+
+@app.get("/batch/{job_id}/pictures/{row}.jpg", summary="Thumbnail of a batch row's picture")
+def batch_picture(job_id: str, row: int, request: Request) -> Response:
+    from serving.batch import find_picture
+    from serving.jobs import job_folder
+
+    lang = lang_of(request)
+    _view, missing = _job_or_404(job_id, lang)
+    if missing:
+        return missing
+    try:
+        records, index = _job_pictures(job_folder(state.settings, job_id))  # type: ignore[arg-type]
+        path = find_picture(job_folder(state.settings, job_id), records[row - 1], index) if 1 <= row <= len(records) else None
+    except Exception:  # noqa: BLE001  a row without a usable picture has no thumbnail
+        path = None
+    if path is None:
+        return refusal(404, "row", "no_such_file", lang, value=str(row))
+    try:
+        return Response(_thumbnail(path.read_bytes()), media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+    except Exception:  # noqa: BLE001  not a picture the thumbnailer can read
+        return refusal(404, "row", "no_such_file", lang, value=str(row))
+
+
+def _thumbnail(data: bytes, size: int = 96) -> bytes:
+    """A small JPEG of an uploaded picture, decoded by the one safe decoder (size and bomb limits)."""
+    from features.images import decode_image
+
+    settings = state.settings
+    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)  # type: ignore[union-attr]
+    image.thumbnail((size, size))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=80)
+    return out.getvalue()
+
+
+@app.get("/template.{kind}", summary="A candidates template (CSV or Excel) with an example row")
+def template(kind: str) -> Response:
+    import pandas as pd
+
+    from features import spreadsheet
+
+    example = {"sku_id": "NEW-001", "launch_date": "2025-07-01", "category": "T恤",
+               "title": "白色纯棉T恤 white cotton tee", "description": "夏季新款 宽松 oversize",
+               "image": "NEW-001.jpg", "cost_price": 45, "list_price": 119, "channel": "app"}
+    if state.predictor is not None and state.predictor.categories:
+        example["category"] = state.predictor.categories[0]
+    frame = pd.DataFrame([example], columns=list(TEMPLATE_COLUMNS))
+    if kind == "csv":
+        return Response(spreadsheet.csv_bytes(frame), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": 'attachment; filename="trialcast-template.csv"'})
+    if kind == "xlsx":
+        return Response(spreadsheet.xlsx_bytes(frame, "candidates"), media_type=XLSX,
+                        headers={"Content-Disposition": 'attachment; filename="trialcast-template.xlsx"'})
+    return error(404, "kind", f"no template {kind!r}: csv or xlsx")
+
+
+# ---------------------------------------------------------------- history: single forecasts and jobs
+@app.get("/history", summary="Recent single forecasts and batch jobs (newest first)")
+def history(request: Request, limit: int = 30) -> JSONResponse:
+    from serving.forecast_log import recent
+
+    lang = lang_of(request)
+    if state.settings is None:
+        return not_ready()
+    limit = max(1, min(int(limit), 200))
+    jobs = runner()
+    from features.ledger.jobs import recent_jobs
+
+    listed = [job_view(j["id"], lang) for j in recent_jobs(jobs.engine, limit)] if jobs else []
+    return JSONResponse({"forecasts": recent(state.settings, limit, lang), "jobs": [j for j in listed if j]})
+
+
+@app.get("/forecasts/{forecast_id}", summary="A single forecast on record, as it was answered")
+def forecast(forecast_id: str, request: Request) -> JSONResponse:
+    from serving.forecast_log import reopen
+
+    lang = lang_of(request)
+    if state.settings is None or not JOB_PATTERN.match(forecast_id):
+        return refusal(404, "forecast_id", "forecast_not_found", lang)
+    answer = reopen(state.settings, forecast_id)
+    return JSONResponse(answer) if answer else refusal(404, "forecast_id", "forecast_not_found", lang)

@@ -1,321 +1,16 @@
 /* trialcast merchandiser page: one SKU form, batch upload, model facts. Vanilla JS, no dependencies. */
 "use strict";
 
-const TEXT = {
-  zh: {
-    tagline: "新品首 7 天销量预测：上新 / 复核 / 不上新",
-    "lang.switch": "English",
-    "lang.switch_label": "Switch to English",
-    "single.heading": "单个新品预测",
-    "single.submit": "预测",
-    "single.busy": "预测中…",
-    "single.placeholder": "填写左侧表单并提交，这里将显示预测结果。",
-    "f.image": "商品图片",
-    "f.title": "标题",
-    "f.description": "描述",
-    "f.cost_price": "成本价",
-    "f.list_price": "售价（可选）",
-    "f.category": "品类",
-    "f.category_none": "（不指定）",
-    "f.channel": "渠道",
-    "f.channel_none": "（不指定）",
-    "f.launch_date": "上新日期",
-    "err.image_missing": "请上传商品图片。",
-    "err.title_missing": "请填写标题。",
-    "err.cost_positive": "成本价必须是大于 0 的数字。",
-    "err.list_positive": "售价必须是大于 0 的数字。",
-    "err.network": "无法连接到服务，请稍后重试。",
-    "err.not_ready": "模型尚未就绪：",
-    "err.fix_fields": "请修正标出的字段。",
-    "err.unexpected": "服务返回了意外的错误",
-    "r.decision": "结论",
-    "r.reasons": "原因",
-    "r.p50": "预计 7 天销量（P50）",
-    "r.band": "P10–P90 区间",
-    "r.break_even": "保本销量",
-    "r.curve": "每日预计销量",
-    "r.day": "第{n}天",
-    "r.curve_label": "7 天每日预计销量：{values}",
-    "r.no_curve": "该模型没有每日曲线。",
-    "r.analogs": "最相似的历史商品",
-    "r.no_analogs": "没有相似的历史商品。",
-    "r.similarity": "相似度",
-    "r.sales": "实际 7 天销量",
-    "r.model": "模型版本",
-    "label.GO": "上新",
-    "label.REVIEW": "需人工判断",
-    "label.NO_GO": "不上新",
-    "verdict.GO": "预计能收回上新成本。",
-    "verdict.NO_GO": "预计收不回上新成本。",
-    "verdict.NO_GO_P90": "即使乐观情况（P90）也会亏钱。",
-    "verdict.REVIEW": "模型不能替你决定，请人工判断。",
-    "lean.LEANS_GO": "证据偏向：上新",
-    "lean.LEANS_NO_GO": "证据偏向：不上新",
-    "lean.P90": "即使乐观情况（P90）也低于保本销量",
-    "r.summary": "预计 7 天卖出 {p50} 件（P10–P90：{p10}–{p90} 件），保本需要 {be} 件。",
-    "r.summary_no_be": "预计 7 天卖出 {p50} 件（P10–P90：{p10}–{p90} 件）；售价不高于成本，无法保本。",
-    "r.units": "{n} 件",
-    "r.live_gate": "注意：模型近期的实际误差超过了 15% 门槛，这次预测不能用来决定生产。",
-    "econ.heading": "保本怎么算",
-    "econ.launch_cost": "上新成本",
-    "econ.list_price": "售价",
-    "econ.cost_price": "成本价",
-    "econ.margin": "单件毛利（售价 − 成本价）",
-    "econ.break_even": "保本销量（上新成本 ÷ 单件毛利）",
-    "econ.assumed": "假设：未填写售价，按成本价 × {markup} 估算",
-    "econ.given": "已填写（加价率 × {markup}）",
-    "econ.no_margin": "售价不高于成本价，无法保本",
-    "econ.compare": "P10 / P50 / P90 与保本销量对比",
-    "econ.clears": "达到保本",
-    "econ.below": "低于保本",
-    "econ.chart_label": "P10 {p10}、P50 {p50}、P90 {p90} 件，保本销量 {be} 件",
-    "why.heading": "为什么是这个数",
-    "why.start": "起点（从图片和文案读出）：{n} 件",
-    "why.sentence": "相似的历史商品卖出 {min}–{max} 件（中位数 {median}）；预测 {p50} 件，主要因为 {factors}。",
-    "why.sentence_no_analogs": "预测 {p50} 件，从图文读出的 {start} 件出发，主要因为 {factors}。",
-    "why.sentence_plain": "预测 {p50} 件，与图文读出的起点 {start} 件基本一致。",
-    "why.sentence_analogs_plain": "相似的历史商品卖出 {min}–{max} 件（中位数 {median}）；预测 {p50} 件，与图文读出的起点 {start} 件基本一致。",
-    "why.join": "、",
-    "why.factor_label": "{group} ×{factor}",
-    "group.analogs": "相似商品",
-    "group.picture": "图片",
-    "group.copy": "文案",
-    "group.price": "价格",
-    "group.category": "品类",
-    "group.season": "季节",
-    "group.channel": "渠道",
-    "group.readout": "图文读出",
-    "group.other": "其他",
-    "nov.heading": "与历史商品有多像",
-    "nov.picture": "图片相似度",
-    "nov.copy": "文案相似度",
-    "nov.joint": "综合相似度",
-    "nov.floor": "（下限 {floor}）",
-    "nov.no_floor": "（无下限）",
-    "nov.below": "低于下限",
-    "nov.mismatch": "图片更像 {picture}，而不是 {category}",
-    "nov.agrees": "图片与品类 {category} 一致",
-    "as.heading": "系统代为假设的输入",
-    "as.list_price": "售价：{value}（按成本价 × {markup} 估算）",
-    "as.category": "品类：{value}（相似历史商品的品类）",
-    "as.launch_date": "上新日期：{value}（今天）",
-    "as.description": "描述：未填写，只用标题",
-    "as.other": "{field}：{value}",
-    "ov.heading": "调整相似商品",
-    "ov.hint": "排除不该参考的历史商品，或按 SKU 编号固定一个，然后重新计算。",
-    "ov.exclude": "排除",
-    "ov.excluded": "已排除（点此恢复）",
-    "ov.pinned_badge": "已固定",
-    "ov.pin_label": "固定一个历史商品（SKU 编号）",
-    "ov.pin_add": "固定",
-    "ov.remove": "移除 {id}",
-    "ov.recompute": "按调整重新计算",
-    "ov.applied": "本次结果已按调整计算：排除 {excluded}；固定 {pinned}",
-    "ov.none": "无",
-    "ov.not_usable": "（{ids} 上新太晚，不能作为参考）",
-    "ov.bad_id": "SKU 编号只能包含字母、数字、下划线、点和横线。",
-    "ov.nothing": "先排除或固定至少一个历史商品。",
-    "reason.INVALID_FORECAST": "模型没有给出可用的预测，需要人工判断",
-    "reason.NO_SIMILAR_HISTORY": "没有足够相似的历史商品，需要人工判断",
-    "reason.BELOW_BREAK_EVEN": "预计销量（P50）低于保本销量",
-    "reason.BELOW_BREAK_EVEN_AT_P90": "即使乐观情况（P90）也低于保本销量",
-    "reason.TOO_UNCERTAIN": "预测区间过宽，不确定性太高",
-    "reason.CLEARS_BREAK_EVEN": "预计销量（P50）超过保本销量",
-    "reason.CLEARS_AT_P10": "即使保守情况（P10）也超过保本销量",
-    "reason.ASSUMED_LIST_PRICE": "未填写售价，按该品类常见加价率估算",
-    "reason.ASSUMED_DESCRIPTION": "未填写描述，只用标题",
-    "reason.INPUT_NEEDED": "缺少的信息会让误差超过 15% 门槛：请补充，或人工判断",
-    "reason.PICTURE_UNLIKE_HISTORY": "图片与所有历史商品都不像",
-    "reason.COPY_UNLIKE_HISTORY": "文案与所有历史商品都不像",
-    "reason.CATEGORY_PICTURE_MISMATCH": "图片看起来属于另一个品类",
-    "reason.LEANS_GO": "证据偏向上新：预计销量（P50）超过保本销量",
-    "reason.LEANS_NO_GO": "证据偏向不上新：预计销量（P50）低于保本销量",
-    "reason.ASSUMED_CATEGORY": "未指定品类，按相似历史商品的品类计算",
-    "reason.ASSUMED_LAUNCH_DATE": "未填写上新日期，按今天计算",
-    "reason.ANALOGS_OVERRIDDEN": "相似商品经人工调整（排除或固定）",
-    "reason.LIVE_ERROR_ABOVE_GATE": "模型近期实际误差超过 15% 门槛，预测不能用来决定生产",
-    "batch.heading": "批量预测",
-    "batch.hint": "上传候选新品 CSV（列：sku_id, launch_date, category, title, description, image, cost_price, list_price, channel），以及可选的图片 zip（路径与 CSV 的 image 列一致，如 images/S03001.png）。",
-    "b.candidates": "候选新品 CSV",
-    "b.pictures": "图片 zip（可选）",
-    "batch.submit": "开始批量预测",
-    "batch.progress": "进度",
-    "batch.running": "已完成 {done} / {total} 行",
-    "batch.done": "完成：{done} / {total} 行，成功 {scored}，失败 {failed}",
-    "batch.failed_job": "批量任务失败：",
-    "batch.download": "下载预测结果 CSV",
-    "batch.failed": "未能预测的行",
-    "batch.row": "行",
-    "batch.reason": "原因",
-    "err.candidates_missing": "请选择候选新品 CSV 文件。",
-    "err.job_lost": "找不到该批量任务（服务可能已重启）。",
-    "facts.loading": "正在读取模型信息…",
-    "facts.not_ready": "模型尚未就绪",
-    "facts.model": "模型 {version}",
-    "facts.trained_on": "训练样本 {n} 个 SKU",
-    "facts.gate": "门槛指标 {metric} {value}（阈值 {threshold}）",
-  },
-  en: {
-    tagline: "First-7-day sales forecast for new SKUs: GO / REVIEW / NO GO",
-    "lang.switch": "中文",
-    "lang.switch_label": "切换到中文",
-    "single.heading": "Forecast one SKU",
-    "single.submit": "Forecast",
-    "single.busy": "Forecasting…",
-    "single.placeholder": "Fill in the form and submit; the forecast appears here.",
-    "f.image": "Product picture",
-    "f.title": "Title",
-    "f.description": "Description",
-    "f.cost_price": "Cost price",
-    "f.list_price": "List price (optional)",
-    "f.category": "Category",
-    "f.category_none": "(not set)",
-    "f.channel": "Channel",
-    "f.channel_none": "(not set)",
-    "f.launch_date": "Launch date",
-    "err.image_missing": "Upload the product picture.",
-    "err.title_missing": "Enter a title.",
-    "err.cost_positive": "The cost price must be a number above 0.",
-    "err.list_positive": "The list price must be a number above 0.",
-    "err.network": "Cannot reach the service; try again shortly.",
-    "err.not_ready": "The model is not ready: ",
-    "err.fix_fields": "Please fix the marked fields.",
-    "err.unexpected": "The service answered with an unexpected error",
-    "r.decision": "Decision",
-    "r.reasons": "Reasons",
-    "r.p50": "Expected 7-day units (P50)",
-    "r.band": "P10–P90 band",
-    "r.break_even": "Break-even units",
-    "r.curve": "Expected units per day",
-    "r.day": "Day {n}",
-    "r.curve_label": "Expected units for each of the 7 days: {values}",
-    "r.no_curve": "This model has no daily curve.",
-    "r.analogs": "Most similar past SKUs",
-    "r.no_analogs": "No similar past SKUs.",
-    "r.similarity": "Similarity",
-    "r.sales": "Actual 7-day units",
-    "r.model": "Model version",
-    "label.GO": "Go",
-    "label.REVIEW": "A person decides",
-    "label.NO_GO": "No go",
-    "verdict.GO": "Expected to pay back the launch cost.",
-    "verdict.NO_GO": "Not expected to pay back the launch cost.",
-    "verdict.NO_GO_P90": "Even the optimistic case (P90) loses money.",
-    "verdict.REVIEW": "The model cannot decide this one for you: a person decides.",
-    "lean.LEANS_GO": "The evidence leans: GO",
-    "lean.LEANS_NO_GO": "The evidence leans: NO GO",
-    "lean.P90": "even the optimistic case (P90) is below break-even",
-    "r.summary": "Expected to sell {p50} units in 7 days (P10–P90: {p10}–{p90}); break-even needs {be}.",
-    "r.summary_no_be": "Expected to sell {p50} units in 7 days (P10–P90: {p10}–{p90}); the list price does not exceed the cost, so there is no break-even.",
-    "r.units": "{n} units",
-    "r.live_gate": "Warning: the model's live error broke the 15% gate; this forecast may not steer production.",
-    "econ.heading": "How break-even is worked out",
-    "econ.launch_cost": "Launch cost",
-    "econ.list_price": "List price",
-    "econ.cost_price": "Cost price",
-    "econ.margin": "Unit margin (list price − cost price)",
-    "econ.break_even": "Break-even units (launch cost ÷ unit margin)",
-    "econ.assumed": "Assumed: no list price given, cost price × {markup}",
-    "econ.given": "Given (markup × {markup})",
-    "econ.no_margin": "The list price does not exceed the cost: no break-even",
-    "econ.compare": "P10 / P50 / P90 against break-even",
-    "econ.clears": "clears break-even",
-    "econ.below": "below break-even",
-    "econ.chart_label": "P10 {p10}, P50 {p50}, P90 {p90} units; break-even {be} units",
-    "why.heading": "Why this number",
-    "why.start": "Start (read off the picture and copy): {n} units",
-    "why.sentence": "Similar past SKUs sold {min}–{max} (median {median}); forecast {p50} mainly because of {factors}.",
-    "why.sentence_no_analogs": "Forecast {p50}, starting from {start} read off the picture and copy, mainly because of {factors}.",
-    "why.sentence_plain": "Forecast {p50}, close to the {start} read off the picture and copy.",
-    "why.sentence_analogs_plain": "Similar past SKUs sold {min}–{max} (median {median}); forecast {p50}, close to the {start} read off the picture and copy.",
-    "why.join": ", ",
-    "why.factor_label": "{group} ×{factor}",
-    "group.analogs": "Similar SKUs",
-    "group.picture": "Picture",
-    "group.copy": "Copy",
-    "group.price": "Price",
-    "group.category": "Category",
-    "group.season": "Season",
-    "group.channel": "Channel",
-    "group.readout": "Picture & copy read-out",
-    "group.other": "Other",
-    "nov.heading": "How like the history it is",
-    "nov.picture": "Picture similarity",
-    "nov.copy": "Copy similarity",
-    "nov.joint": "Joint similarity",
-    "nov.floor": " (floor {floor})",
-    "nov.no_floor": " (no floor)",
-    "nov.below": "below the floor",
-    "nov.mismatch": "The picture looks like {picture}, not {category}",
-    "nov.agrees": "The picture agrees with the category {category}",
-    "as.heading": "Inputs the system assumed",
-    "as.list_price": "List price: {value} (cost price × {markup})",
-    "as.category": "Category: {value} (the category its similar past SKUs share)",
-    "as.launch_date": "Launch date: {value} (today)",
-    "as.description": "Description: none given, the title alone was used",
-    "as.other": "{field}: {value}",
-    "ov.heading": "Adjust the similar SKUs",
-    "ov.hint": "Exclude past SKUs that should not count, or pin one by its SKU id, then recompute.",
-    "ov.exclude": "Exclude",
-    "ov.excluded": "Excluded (click to restore)",
-    "ov.pinned_badge": "Pinned",
-    "ov.pin_label": "Pin a past SKU (SKU id)",
-    "ov.pin_add": "Pin",
-    "ov.remove": "Remove {id}",
-    "ov.recompute": "Recompute with these changes",
-    "ov.applied": "This answer uses your changes: excluded {excluded}; pinned {pinned}",
-    "ov.none": "none",
-    "ov.not_usable": "({ids} launched too late to count)",
-    "ov.bad_id": "A SKU id holds only letters, digits, underscores, dots and dashes.",
-    "ov.nothing": "Exclude or pin at least one past SKU first.",
-    "reason.INVALID_FORECAST": "The model gave no usable forecast: a person should judge",
-    "reason.NO_SIMILAR_HISTORY": "No similar enough past SKU: a person should judge",
-    "reason.BELOW_BREAK_EVEN": "Expected units (P50) are below break-even",
-    "reason.BELOW_BREAK_EVEN_AT_P90": "Even the optimistic case (P90) is below break-even",
-    "reason.TOO_UNCERTAIN": "The forecast range is too wide to commit",
-    "reason.CLEARS_BREAK_EVEN": "Expected units (P50) clear break-even",
-    "reason.CLEARS_AT_P10": "Even the cautious case (P10) clears break-even",
-    "reason.ASSUMED_LIST_PRICE": "No list price given: the category's usual markup was assumed",
-    "reason.ASSUMED_DESCRIPTION": "No description given: the title alone was used",
-    "reason.INPUT_NEEDED": "Without the missing input the error exceeds the 15% gate: give it, or a person decides",
-    "reason.PICTURE_UNLIKE_HISTORY": "The picture is unlike every past SKU's picture",
-    "reason.COPY_UNLIKE_HISTORY": "The copy is unlike every past SKU's copy",
-    "reason.CATEGORY_PICTURE_MISMATCH": "The picture looks like another category than the one given",
-    "reason.LEANS_GO": "The evidence leans GO: expected units (P50) clear break-even",
-    "reason.LEANS_NO_GO": "The evidence leans NO GO: expected units (P50) are below break-even",
-    "reason.ASSUMED_CATEGORY": "No category given: the category of its similar past SKUs was assumed",
-    "reason.ASSUMED_LAUNCH_DATE": "No launch date given: today was assumed",
-    "reason.ANALOGS_OVERRIDDEN": "The similar past SKUs were adjusted by hand (excluded or pinned)",
-    "reason.LIVE_ERROR_ABOVE_GATE": "The model's live error broke the 15% gate: forecasts may not steer production",
-    "batch.heading": "Batch forecast",
-    "batch.hint": "Upload a candidates CSV (columns: sku_id, launch_date, category, title, description, image, cost_price, list_price, channel) and optionally a zip of pictures (paths as in the CSV's image column, e.g. images/S03001.png).",
-    "b.candidates": "Candidates CSV",
-    "b.pictures": "Pictures zip (optional)",
-    "batch.submit": "Start batch forecast",
-    "batch.progress": "Progress",
-    "batch.running": "{done} of {total} rows done",
-    "batch.done": "Done: {done} of {total} rows, {scored} scored, {failed} failed",
-    "batch.failed_job": "The batch job failed: ",
-    "batch.download": "Download the scores CSV",
-    "batch.failed": "Rows that could not be scored",
-    "batch.row": "Row",
-    "batch.reason": "Reason",
-    "err.candidates_missing": "Choose the candidates CSV file.",
-    "err.job_lost": "The batch job is gone (the service may have restarted).",
-    "facts.loading": "Reading the model facts…",
-    "facts.not_ready": "The model is not ready",
-    "facts.model": "Model {version}",
-    "facts.trained_on": "trained on {n} SKUs",
-    "facts.gate": "gate {metric} {value} (threshold {threshold})",
-  },
-};
+// Every word comes from the one message catalogue (features/messages.json), fetched at start.
+let TEXT = { zh: {}, en: {} };
 
 const SKU_FIELDS = ["image", "title", "description", "cost_price", "list_price", "category", "launch_date", "channel"];
-const BATCH_FIELDS = ["candidates", "pictures"];
+const BATCH_FIELDS = ["candidates", "pictures", "picture_files"];
 const LANG_KEY = "trialcast.lang";
 const $ = (id) => document.getElementById(id);
 
 let lang = "zh";
+let CURRENCY = "¥"; // the service's setting (GET /model: currency)
 let lastAnswer = null; // re-rendered when the language changes
 let modelFacts = null;
 let lastBatchJob = null;
@@ -348,7 +43,7 @@ function el(tag, attrs, ...children) {
 
 function fmt(x, digits = 1) {
   if (x === null || x === undefined || !Number.isFinite(Number(x))) return "–";
-  return new Intl.NumberFormat(lang === "zh" ? "zh-CN" : "en-US", { maximumFractionDigits: digits }).format(Number(x));
+  return new Intl.NumberFormat("en-US", { maximumFractionDigits: digits }).format(halfUp(Number(x), digits));
 }
 
 /** Units for people: whole units, thousands separators. */
@@ -361,13 +56,31 @@ function money(x) {
   if (x === null || x === undefined || !Number.isFinite(Number(x))) return "–";
   const v = Number(x);
   const whole = Math.abs(v - Math.round(v)) < 0.005;
-  return "¥" + new Intl.NumberFormat(lang === "zh" ? "zh-CN" : "en-US", {
-    minimumFractionDigits: whole ? 0 : 2, maximumFractionDigits: whole ? 0 : 2 }).format(v);
+  return (v < 0 ? "-" : "") + CURRENCY + new Intl.NumberFormat("en-US", {
+    minimumFractionDigits: whole ? 0 : 2, maximumFractionDigits: whole ? 0 : 2 }).format(halfUp(Math.abs(v), whole ? 0 : 2));
 }
 
-/** A similarity (0-1): always two decimals. */
+/** Half away from zero, as features/messages.py rounds (the one precision rule). */
+function halfUp(x, digits = 0) {
+  const f = 10 ** digits;
+  const v = Math.abs(Number(x)) * f;
+  return Math.sign(Number(x)) * Math.round(Number(v.toPrecision(15))) / f;
+}
+
+/** A similarity (0-1) as a whole percentage: 58%. */
 function sim(x) {
-  return Number.isFinite(Number(x)) && x !== null ? Number(x).toFixed(2) : "–";
+  return x !== null && x !== undefined && Number.isFinite(Number(x)) ? `${halfUp(Number(x) * 100)}%` : "–";
+}
+
+/** A category or channel name in the page's language (as the model has it when the catalogue does not know it). */
+function nameOf(kind, value) {
+  if (value === null || value === undefined || value === "") return "–";
+  return known(`${kind}.${value}`) ? t(`${kind}.${value}`) : String(value);
+}
+
+/** Headers that ask the service to answer in the page's language. */
+function langHeaders() {
+  return { "Accept-Language": lang === "zh" ? "zh-CN" : "en" };
 }
 
 /** A multiplicative factor: ×1.4, ×0.85. */
@@ -387,9 +100,15 @@ function applyLanguage() {
   toggle.textContent = t("lang.switch");
   toggle.setAttribute("lang", lang === "zh" ? "en" : "zh-CN");
   toggle.setAttribute("aria-label", t("lang.switch_label"));
+  for (const option of document.querySelectorAll("#category option[value], #channel option[value]")) {
+    if (option.value) option.textContent = nameOf(option.parentElement.id, option.value);
+  }
   renderFacts();
   if (lastAnswer) renderResult(lastAnswer);
   if (lastBatchJob) renderBatch(lastBatchJob);
+  if (lastRows) renderRows();
+  if (lastBatchJob && lastBatchJob.status === "done") finishJob(lastBatchJob); // the rows' error texts, in this language
+  loadHistory();
 }
 
 $("lang-toggle").addEventListener("click", () => {
@@ -520,7 +239,7 @@ async function send(entries, button) {
   $("result").classList.add("stale"); // an earlier answer no longer matches the form until this one lands
   let shown = false;
   try {
-    const response = await fetch("/predict", { method: "POST", body: data });
+    const response = await fetch("/predict", { method: "POST", body: data, headers: langHeaders() });
     const body = await readJson(response);
     if (response.ok && body && body.ok !== false) {
       lastRequest = entries;
@@ -531,6 +250,9 @@ async function send(entries, button) {
       renderResult(body);
       $("result").classList.remove("stale");
       shown = true;
+      if (body.forecast_id) history.replaceState(null, "", `?forecast=${encodeURIComponent(body.forecast_id)}`);
+      $("result").scrollIntoView({ block: "start", behavior: "smooth" }); // on a phone the answer is below the form
+      loadHistory();
     } else {
       showServerErrors(response.status, body, OVERRIDE_FIELDS, "err-form");
     }
@@ -550,7 +272,7 @@ function curveChart(curve) {
   const slot = (w - left - right) / curve.length;
   const bar = slot * 0.62;
   const plot = h - top - bottom;
-  const values = curve.map((v) => fmt(v)).join(", ");
+  const values = curve.map((v) => units(v)).join(", ");
   const svg = el("svg", {
     id: "curve-chart", class: "chart", viewBox: `0 0 ${w} ${h}`, role: "img",
     "aria-label": t("r.curve_label", { values }), preserveAspectRatio: "xMidYMid meet",
@@ -561,8 +283,8 @@ function curveChart(curve) {
     const x = left + i * slot + (slot - bar) / 2;
     const y = top + plot - bh;
     svg.append(el("rect", { x: x.toFixed(1), y: y.toFixed(1), width: bar.toFixed(1), height: bh.toFixed(1), rx: 3, class: "bar" },
-      el("title", {}, `${t("r.day", { n: i + 1 })}: ${fmt(v)}`)));
-    svg.append(el("text", { x: (x + bar / 2).toFixed(1), y: (y - 5).toFixed(1), class: "value", "text-anchor": "middle" }, fmt(v)));
+      el("title", {}, `${t("r.day", { n: i + 1 })}: ${units(v)}`)));
+    svg.append(el("text", { x: (x + bar / 2).toFixed(1), y: (y - 5).toFixed(1), class: "value", "text-anchor": "middle" }, units(v)));
     svg.append(el("text", { x: (x + bar / 2).toFixed(1), y: h - 8, class: "day", "text-anchor": "middle" }, t("r.day", { n: i + 1 })));
   });
   return svg;
@@ -583,8 +305,8 @@ function analogCard(a) {
     el("img", { src: `/analogs/${encodeURIComponent(a.sku_id)}.jpg`, alt: a.title || a.sku_id, width: 96, height: 96 }),
     el("div", { class: "analog-body" },
       pinned ? el("span", { class: "pin-badge" }, t("ov.pinned_badge")) : null,
-      el("p", { class: "analog-title" }, a.title || a.sku_id),
-      el("p", { class: "analog-meta" }, [a.sku_id, a.category, a.launch_date].filter(Boolean).join(" · ")),
+      el("p", { class: "analog-title user-data" }, a.title || a.sku_id),
+      el("p", { class: "analog-meta" }, [a.sku_id, a.category ? nameOf("category", a.category) : null, a.launch_date].filter(Boolean).join(" · ")),
       el("p", { class: "analog-numbers" },
         el("span", {}, `${t("r.similarity")} `, el("strong", { class: "similarity" }, sim(a.similarity))),
         el("span", {}, `${t("r.sales")} `, el("strong", { class: "sales" }, units(a.sales)))),
@@ -713,7 +435,7 @@ function noveltyBlock(n) {
     el("ul", { class: "novelty" },
       row("picture", n.picture, n.picture_floor), row("copy", n.copy, n.copy_floor), row("joint", n.joint, null)),
     mismatch ? el("p", { id: "category-mismatch", class: "warning" },
-      t("nov.mismatch", { picture: n.picture_category, category: n.category || "–" })) : null);
+      t("nov.mismatch", { picture: nameOf("category", n.picture_category), category: nameOf("category", n.category) })) : null);
 }
 
 function assumedBlock(assumed, economics) {
@@ -724,7 +446,8 @@ function assumedBlock(assumed, economics) {
     el("h3", {}, t("as.heading")),
     el("ul", {}, names.map((name) => {
       const raw = assumed[name];
-      const value = name === "list_price" ? money(raw) : String(raw ?? "–").slice(0, 10 + (name === "launch_date" ? 0 : 190));
+      const value = name === "list_price" ? money(raw) : name === "category" ? nameOf("category", raw)
+        : String(raw ?? "–").slice(0, 10 + (name === "launch_date" ? 0 : 190));
       const key = known(`as.${name}`) ? `as.${name}` : "as.other";
       return el("li", { "data-field": name }, t(key, { value, markup, field: name }));
     })));
@@ -794,6 +517,7 @@ function renderResult(answer) {
   const curve = Array.isArray(f.curve) ? f.curve.map(Number) : [];
   const analogs = Array.isArray(answer.analogs) ? answer.analogs : [];
   const be = Number(d.break_even_units);
+  const english = (answer.lang || "en") === "en" ? d.message : d.message_en;
   const summary = t(Number.isFinite(be) ? "r.summary" : "r.summary_no_be",
     { p50: units(f.p50), p10: units(f.p10), p90: units(f.p90), be: units(be) });
   $("result").replaceChildren(...[
@@ -803,8 +527,12 @@ function renderResult(answer) {
     el("h3", { class: "sr-only" }, t("r.reasons")),
     el("ul", { id: "reasons", class: "reasons" },
       reasons.map((code) => el("li", { "data-code": code }, known(`reason.${code}`) ? t(`reason.${code}`) : code))),
-    // the service's own sentence is English: shown on the English page only (the Chinese page has its own)
-    d.message && lang === "en" ? el("p", { id: "decision-message", class: "message", lang: "en" }, d.message) : null,
+    // the service's own sentence, when it is in the page's language (the page writes its own summary above)
+    english && lang === "en" ? el("p", { id: "decision-message", class: "message", lang: "en" }, english) : null,
+    ...(Array.isArray(answer.warnings) ? answer.warnings : []).map((w) =>
+      el("p", { class: "warning launch-warning", "data-code": w.code }, t("r.launch_far", w.params || {}))),
+    answer.reopened ? el("p", { id: "reopened", class: "hint" }, t("r.reopened", {
+      when: when(answer.reopened.created_at), version: (answer.model || {}).version ?? "–" })) : null,
     el("dl", { class: "numbers" },
       el("div", {}, el("dt", {}, t("r.p50")), el("dd", { id: "p50" }, units(f.p50))),
       el("div", {}, el("dt", {}, t("r.band")), el("dd", { id: "band" }, `${units(f.p10)} – ${units(f.p90)}`)),
@@ -820,11 +548,28 @@ function renderResult(answer) {
     analogs.length ? el("ul", { id: "analogs", class: "analogs" }, analogs.map(analogCard)) : el("p", {}, t("r.no_analogs")),
     overrideBlock(answer),
     answer.model ? el("p", { class: "model-line" }, `${t("r.model")}: ${answer.model.version ?? "–"}`) : null,
+    answer.forecast_id ? el("p", { class: "result-actions no-print" },
+      button("share-btn", t("r.share"), () => share(answer.forecast_id)),
+      button("print-btn", t("r.print"), () => window.print()),
+      el("span", { id: "share-note", class: "hint", hidden: true }, t("r.copied"))) : null,
   ].filter(Boolean));
 }
 
 /* ------------------------------------------------------------------ batch */
 let pollTimer = null;
+let lastRows = null; // the finished job's rows (GET /batch/{id}/rows)
+const rowView = { filter: "ALL", sort: "row", dir: 1 };
+
+function button(id, label, onClick) {
+  const b = el("button", { type: "button", id, class: "secondary" }, label);
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function when(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso) : d.toLocaleString(lang === "zh" ? "zh-CN" : "en-GB", { hour12: false });
+}
 
 $("batch-form").addEventListener("submit", async (event) => {
   event.preventDefault();
@@ -837,16 +582,16 @@ $("batch-form").addEventListener("submit", async (event) => {
   const data = new FormData();
   data.append("candidates", $("candidates").files[0]);
   if ($("pictures").files.length) data.append("pictures", $("pictures").files[0]);
+  for (const f of $("picture_files").files) data.append("picture_files", f);
   clearTimeout(pollTimer);
   lastBatchJob = null;
+  lastRows = null;
   $("batch-btn").disabled = true;
   try {
-    const response = await fetch("/batch", { method: "POST", body: data });
+    const response = await fetch("/batch", { method: "POST", body: data, headers: langHeaders() });
     const body = await readJson(response);
     if (response.status === 202 && body && body.id) {
-      lastBatchJob = body;
-      renderBatch(body);
-      poll(body.id);
+      showJob(body);
     } else {
       $("batch-btn").disabled = false;
       showServerErrors(response.status, body, BATCH_FIELDS, "err-batch");
@@ -857,22 +602,48 @@ $("batch-form").addEventListener("submit", async (event) => {
   }
 });
 
+function showJob(job) {
+  lastBatchJob = job;
+  history.replaceState(null, "", `?job=${encodeURIComponent(job.id)}`);
+  renderBatch(job);
+  if (job.status === "queued" || job.status === "running") poll(job.id);
+  else finishJob(job);
+}
+
 function poll(id) {
   pollTimer = setTimeout(async () => {
     try {
-      const response = await fetch(`/batch/${encodeURIComponent(id)}`, { cache: "no-store" });
+      const response = await fetch(`/batch/${encodeURIComponent(id)}`, { cache: "no-store", headers: langHeaders() });
       const body = await readJson(response);
       if (response.status === 404) {
-        lastBatchJob = { id, status: "failed", message: t("err.job_lost"), done: 0, total: 0 };
+        lastBatchJob = { id, status: "failed", error: { code: "job_not_found" }, done: 0, total: 0 };
       } else if (response.ok && body) {
         lastBatchJob = body;
       }
     } catch (_) { /* transient: keep polling */ }
     renderBatch(lastBatchJob);
-    if (lastBatchJob.status === "running") poll(id);
-    else $("batch-btn").disabled = false;
+    if (lastBatchJob.status === "running" || lastBatchJob.status === "queued") poll(id);
+    else finishJob(lastBatchJob);
   }, 600);
 }
+
+async function finishJob(job) {
+  $("batch-btn").disabled = false;
+  loadHistory();
+  if (job.status !== "done") return;
+  const response = await fetch(`/batch/${encodeURIComponent(job.id)}/rows`, { cache: "no-store", headers: langHeaders() });
+  const body = await readJson(response);
+  if (response.ok && body) {
+    lastRows = body.rows;
+    renderBatch(job);
+    renderRows();
+  }
+}
+
+$("batch-cancel").addEventListener("click", async () => {
+  if (!lastBatchJob) return;
+  await fetch(`/batch/${encodeURIComponent(lastBatchJob.id)}/cancel`, { method: "POST", headers: langHeaders() });
+});
 
 function renderBatch(job) {
   const done = Number(job.done) || 0;
@@ -881,19 +652,141 @@ function renderBatch(job) {
   $("batch-progress").max = Math.max(total, 1);
   $("batch-progress").value = done;
   const summary = job.summary || {};
-  $("batch-text").textContent = job.status === "done"
-    ? t("batch.done", { done, total, scored: summary.scored ?? done - (job.failed || []).length, failed: (job.failed || []).length })
-    : t("batch.running", { done, total });
+  const failedRows = lastRows ? lastRows.filter((r) => !r.ok) : [];
+  let line;
+  if (job.status === "done") {
+    line = t("batch.done", { done, total, scored: summary.scored ?? done - failedRows.length, failed: summary.failed ?? failedRows.length });
+  } else if (job.status === "queued") {
+    line = t("batch.queued", { ahead: job.queue_position ?? 0 });
+  } else if (job.status === "cancelled") {
+    line = t("batch.cancelled", { done, total });
+  } else {
+    line = t("batch.running", { done, total });
+  }
+  $("batch-text").textContent = line;
+  const fmt = summary.format || {};
+  $("batch-read-as").hidden = fmt.kind !== "csv";
+  if (fmt.kind === "csv") {
+    $("batch-read-as").textContent = t("batch.guessed", { encoding: fmt.encoding, delimiter: t(`delim.${fmt.delimiter}`) });
+  }
   const failedJob = job.status === "failed";
   $("batch-message").hidden = !failedJob;
-  $("batch-message").textContent = failedJob ? t("batch.failed_job") + (job.message || "") : "";
+  $("batch-message").textContent = failedJob && job.error ? t(`err.${job.error.code}`, job.error.params || {}) : "";
+  $("batch-cancel").hidden = !(job.status === "queued" || job.status === "running");
   const finished = job.status === "done";
   $("batch-download").hidden = !finished;
-  if (finished) $("batch-link").href = `/batch/${encodeURIComponent(job.id)}/scores.csv`;
-  const failed = finished && Array.isArray(job.failed) ? job.failed : [];
-  $("batch-failed").hidden = !failed.length;
-  $("batch-failed-rows").replaceChildren(...failed.map((f) =>
-    el("tr", {}, el("td", {}, f.row), el("td", {}, f.sku_id ?? ""), el("td", { class: "reason" }, f.error ?? ""))));
+  if (finished) {
+    const q = `?lang=${lang}`;
+    $("batch-link").href = `/batch/${encodeURIComponent(job.id)}/scores.csv${q}`;
+    $("batch-link-xlsx").href = `/batch/${encodeURIComponent(job.id)}/scores.xlsx${q}`;
+  }
+  const counts = summary.counts || {};
+  $("batch-counts").hidden = !finished;
+  $("batch-counts").replaceChildren(...(finished ? [
+    ["ALL", t("batch.filter_all"), total],
+    ...["GO", "REVIEW", "NO_GO"].map((d) => [d, t(`label.${d}`), counts[d] ?? 0]),
+    ["FAILED", t("batch.count_failed"), summary.failed ?? 0],
+  ].map(([code, label, n]) => {
+    const b = el("button", { type: "button", class: `count count-${code}`, "data-filter": code,
+      "aria-pressed": String(rowView.filter === code) }, el("span", { class: "count-label" }, label), " ",
+      el("strong", { class: "count-n" }, fmt0(n)));
+    b.addEventListener("click", () => { rowView.filter = code; renderBatch(lastBatchJob); renderRows(); });
+    return b;
+  }) : []));
+  $("batch-failed").hidden = !failedRows.length;
+  $("batch-failed-rows").replaceChildren(...failedRows.map((r) =>
+    el("tr", {}, el("td", {}, r.row), el("td", { class: "user-data" }, r.sku_id ?? ""),
+      el("td", { class: "reason" }, r.errors.map((e) => e.text).join(t("list.join"))))));
+}
+
+function fmt0(n) { return fmt(n, 0); }
+
+const SORTS = {
+  row: (r) => r.row, sku: (r) => r.sku_id, p50: (r) => r.p50 ?? -1, be: (r) => r.break_even ?? -1,
+  decision: (r) => r.decision || "~", analog: (r) => (r.top_analog ? r.top_analog.sales : -1),
+};
+
+function renderRows() {
+  const table = $("batch-results");
+  if (!lastRows) { table.hidden = true; return; }
+  table.hidden = false;
+  const keep = lastRows.filter((r) => rowView.filter === "ALL" || (rowView.filter === "FAILED" ? !r.ok : r.decision === rowView.filter));
+  const key = SORTS[rowView.sort] || SORTS.row;
+  keep.sort((a, b) => { const x = key(a), y = key(b); return (x < y ? -1 : x > y ? 1 : 0) * rowView.dir; });
+  for (const th of document.querySelectorAll("#batch-results th[data-sort]")) {
+    th.setAttribute("aria-sort", th.dataset.sort === rowView.sort ? (rowView.dir > 0 ? "ascending" : "descending") : "none");
+  }
+  $("batch-result-rows").replaceChildren(...keep.map((r) => el("tr", { "data-row": r.row, "data-decision": r.decision || "FAILED" },
+    el("td", { class: "sku user-data" }, r.sku_id, el("br"), el("span", { class: "hint" }, r.title)),
+    el("td", {}, r.ok ? el("img", { src: `/batch/${encodeURIComponent(lastBatchJob.id)}/pictures/${r.row}.jpg`, alt: r.sku_id, width: 48, height: 48, loading: "lazy" }) : null),
+    el("td", { class: "num p50" }, r.ok ? units(r.p50) : "–", r.ok ? el("span", { class: "band" }, ` (${units(r.p10)}–${units(r.p90)})`) : null),
+    el("td", { class: "num be" }, r.ok ? units(r.break_even) : "–"),
+    el("td", {}, r.ok ? el("span", { class: `badge badge-${r.decision}`, "data-label": r.decision }, t(`label.${r.decision}`)) : el("span", { class: "error" }, t("batch.count_failed"))),
+    el("td", { class: "reasons-cell" }, r.ok ? r.reasons.map((c) => (known(`reason.${c}`) ? t(`reason.${c}`) : c)).join(t("list.join"))
+      : r.errors.map((e) => e.text).join(t("list.join"))),
+    el("td", { class: "analog-cell" }, r.top_analog ? t("batch.analog_line", { sku: r.top_analog.sku_id,
+      similarity: sim(r.top_analog.similarity), sales: units(r.top_analog.sales) }) : "–"))));
+}
+
+for (const th of document.querySelectorAll("#batch-results th[data-sort]")) {
+  th.addEventListener("click", () => {
+    rowView.dir = rowView.sort === th.dataset.sort ? -rowView.dir : 1;
+    rowView.sort = th.dataset.sort;
+    renderRows();
+  });
+}
+
+/* ------------------------------------------------------------------ history, share links */
+async function loadHistory() {
+  let body = null;
+  try {
+    const response = await fetch("/history?limit=20", { cache: "no-store", headers: langHeaders() });
+    body = response.ok ? await readJson(response) : null;
+  } catch (_) { body = null; }
+  if (!body) return;
+  const forecasts = body.forecasts || [];
+  const jobs = body.jobs || [];
+  $("history-forecasts").replaceChildren(...(forecasts.length ? forecasts.map((f) => el("li", { "data-id": f.id },
+    el("a", { href: `?forecast=${encodeURIComponent(f.id)}`, class: "history-open" }, `${when(f.created_at)} · `,
+      el("span", { class: "user-data" }, f.title)),
+    " ", el("span", { class: `badge badge-${f.decision}` }, t(`label.${f.decision}`)), " ",
+    el("span", { class: "hint" }, t("r.units", { n: f.p50 })))) : [el("li", { class: "hint" }, t("hist.empty"))]));
+  $("history-jobs").replaceChildren(...(jobs.length ? jobs.map((j) => el("li", { "data-id": j.id },
+    el("a", { href: `?job=${encodeURIComponent(j.id)}`, class: "history-open" },
+      t("hist.job_line", { when: when(j.created_at), name: "", rows: fmt0(j.total), status: t(`status.${j.status}`) })),
+    " ", el("span", { class: "user-data hint" }, j.filename || ""))) : [el("li", { class: "hint" }, t("hist.empty"))]));
+}
+
+async function share(id) {
+  const url = `${location.origin}/?forecast=${encodeURIComponent(id)}`;
+  try { await navigator.clipboard.writeText(url); } catch (_) { /* not allowed: the address bar holds it too */ }
+  history.replaceState(null, "", `?forecast=${encodeURIComponent(id)}`);
+  $("share-note").hidden = false;
+}
+
+/** ?forecast=ID reopens a single forecast on record; ?job=ID a batch job. */
+async function openFromLink() {
+  const params = new URLSearchParams(location.search);
+  const forecastId = params.get("forecast");
+  const jobId = params.get("job");
+  if (forecastId) {
+    const response = await fetch(`/forecasts/${encodeURIComponent(forecastId)}`, { headers: langHeaders() });
+    const body = await readJson(response);
+    if (response.ok && body && body.forecast) {
+      lastAnswer = body;
+      renderResult(body);
+      $("result").scrollIntoView({ block: "start" });
+    } else {
+      $("result").replaceChildren(el("p", { id: "not-on-record", class: "error" }, t("r.not_found")));
+    }
+  } else if (jobId) {
+    const response = await fetch(`/batch/${encodeURIComponent(jobId)}`, { headers: langHeaders() });
+    const body = await readJson(response);
+    if (response.ok && body) {
+      showJob(body);
+      $("batch-status").scrollIntoView({ block: "start" });
+    }
+  }
 }
 
 /* ------------------------------------------------------------------ model facts */
@@ -908,6 +801,7 @@ function renderFacts() {
     return;
   }
   banner.hidden = true;
+  $("launch-hint").textContent = modelFacts.train_end ? t("f.launch_date_hint", { end: String(modelFacts.train_end).slice(0, 10) }) : "";
   footer.replaceChildren(
     el("span", { id: "fact-version" }, t("facts.model", { version: modelFacts.version ?? "–" })),
     el("span", { id: "fact-trained" }, t("facts.trained_on", { n: fmt(modelFacts.trained_on, 0) })),
@@ -930,15 +824,22 @@ async function loadModel() {
     return;
   }
   const select = $("category");
-  for (const c of modelFacts.categories || []) select.append(el("option", { value: c }, c));
+  for (const c of modelFacts.categories || []) select.append(el("option", { value: c }, nameOf("category", c)));
+  if (modelFacts.currency) CURRENCY = modelFacts.currency;
   renderFacts();
 }
 
 /* ------------------------------------------------------------------ start */
-if (!$("launch_date").value) {
-  const now = new Date();
-  const local = new Date(now.getTime() - now.getTimezoneOffset() * 60000);
-  $("launch_date").value = local.toISOString().slice(0, 10);
+async function loadCatalogue() {
+  try {
+    const response = await fetch("/messages.json", { cache: "no-cache" });
+    if (response.ok) TEXT = await response.json();
+  } catch (_) { /* the page keeps the Chinese of index.html */ }
 }
-applyLanguage();
-loadModel();
+
+(async () => {
+  await loadCatalogue();
+  applyLanguage();
+  await loadModel();
+  openFromLink();
+})();

@@ -3,48 +3,8 @@
    shared with the main page). Plain DOM, no third-party code. */
 "use strict";
 
-const TEXT = {
-  zh: {
-    "tagline": "上新跟踪：实际销量对比预测，补货 / 滞销信号",
-    "live.heading": "模型的实际误差",
-    "launches.heading": "已上新的 SKU",
-    "launches.note": "每个 SKU 按天对比预测曲线：累计销量高于预测 {pct} 以上为「补货」，低于 P10 路径为「滞销」。",
-    "launches.empty": "还没有上新 SKU 的实际销量（用 trialcast actuals 或 POST /actuals 上传）。",
-    "live.none": "还没有满 7 天实际销量的上新。",
-    "live.line": "模型 v{v}：{n} 个上新，WAPE {wape}（90% 区间 {lo} – {hi}），偏差 {bias}，P10–P90 覆盖率 {cov}，上新决定命中率 {go}",
-    "live.above": "超过 {gate} 门槛：预测不能再用来决定生产，所有回答转为复核。",
-    "live.under": "低于 {gate} 门槛。",
-    "live.serving": "（当前服务的版本）",
-    "col.sku": "SKU", "col.version": "版本", "col.decision": "决定", "col.days": "天数",
-    "col.actual": "累计实际", "col.forecast": "累计预测", "col.signal": "信号", "col.updated": "7 天预测（原 → 更新）",
-    "col.curve": "每日销量",
-    "signal.RESTOCK": "补货", "signal.SLOW": "滞销", "signal.ON_TRACK": "正常",
-    "decision.GO": "上新", "decision.REVIEW": "复核", "decision.NO_GO": "不上新",
-    "legend": "实线：实际；虚线：预测",
-    "lang.switch": "English", "lang.switch_label": "Switch to English",
-    "error": "无法读取上新数据：{msg}",
-  },
-  en: {
-    "tagline": "Launch tracking: actual sales against the forecast, restock / slow signals",
-    "live.heading": "The model's live error",
-    "launches.heading": "Launched SKUs",
-    "launches.note": "Each SKU day by day against its forecast curve: RESTOCK when sales to date run more than {pct} above the forecast, SLOW when under the P10 path.",
-    "launches.empty": "No actual sales of launched SKUs yet (send them with trialcast actuals or POST /actuals).",
-    "live.none": "No launch with 7 days of actual sales yet.",
-    "live.line": "Model v{v}: {n} launches, WAPE {wape} (90% interval {lo} – {hi}), bias {bias}, P10–P90 coverage {cov}, GO precision {go}",
-    "live.above": "At or above the {gate} gate: forecasts may no longer steer production; every answer goes to REVIEW.",
-    "live.under": "Under the {gate} gate.",
-    "live.serving": "(the version serving now)",
-    "col.sku": "SKU", "col.version": "Version", "col.decision": "Decision", "col.days": "Days",
-    "col.actual": "Sold to date", "col.forecast": "Forecast to date", "col.signal": "Signal",
-    "col.updated": "7-day forecast (prior → updated)", "col.curve": "Daily units",
-    "signal.RESTOCK": "Restock", "signal.SLOW": "Slow", "signal.ON_TRACK": "On track",
-    "decision.GO": "GO", "decision.REVIEW": "REVIEW", "decision.NO_GO": "NO_GO",
-    "legend": "solid: actual; dashed: forecast",
-    "lang.switch": "中文", "lang.switch_label": "切换到中文",
-    "error": "Could not read the launches: {msg}",
-  },
-};
+// Every word comes from the one message catalogue (features/messages.json, keys track.* and lang.*).
+let TEXT = { zh: {}, en: {} };
 
 const LANG_KEY = "trialcast.lang";
 let lang = new URLSearchParams(location.search).get("lang") || localStorage.getItem(LANG_KEY) || "zh";
@@ -52,7 +12,8 @@ if (lang !== "en") lang = "zh";
 let data = null;
 
 function t(key, vars) {
-  let s = TEXT[lang][key] ?? key;
+  const name = key.startsWith("lang.") ? key : `track.${key}`;
+  let s = TEXT[lang][name] ?? TEXT.en[name] ?? key;
   for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll(`{${k}}`, v);
   return s;
 }
@@ -140,7 +101,11 @@ document.getElementById("lang-toggle").addEventListener("click", () => {
   render();
 });
 
-fetch("/launches").then(async (response) => {
+fetch("/messages.json", { cache: "no-cache" }).then((r) => r.json()).then((catalogue) => {
+  TEXT = catalogue;
+  render();
+  return fetch("/launches");
+}).then(async (response) => {
   const body = await response.json();
   if (!response.ok) throw new Error(body.message || body.error || response.status);
   data = body;
@@ -149,4 +114,3 @@ fetch("/launches").then(async (response) => {
   render();
   document.getElementById("live").append(el("p", { class: "warning" }, t("error", { msg: e.message })));
 });
-render();

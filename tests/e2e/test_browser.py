@@ -49,7 +49,7 @@ def browser(tmp_path_factory) -> Iterator[WebDriver]:
         options.add_argument(arg)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
     options.add_argument(f"--window-size={LAPTOP[0]},{LAPTOP[1]}")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
     try:
@@ -67,6 +67,7 @@ def page(browser: WebDriver, server: dict) -> WebDriver:
     browser.get(server["url"] + "/")
     wait_for_model(browser)
     browser.get_log("browser")  # drop what earlier tests left
+    browser.get_log("performance")
     return browser
 
 
@@ -203,6 +204,11 @@ def money_text(x: float) -> str:
     return f"¥{half_up(x):,}" if abs(x - round(x)) < 0.005 else f"¥{half_up(x, 2):,}"
 
 
+def percent_text(x: float) -> str:
+    """How the page writes a similarity: a whole percentage."""
+    return f"{half_up(x * 100)}%"
+
+
 def post_predict(server: dict, fields: dict[str, str], picture: bytes) -> dict:
     response = httpx.post(server["url"] + "/predict", data=fields,
                           files={"image": ("sku.png", picture, "image/png")}, timeout=SLOW)
@@ -293,7 +299,7 @@ def test_single_sku_round_trip(page: WebDriver, server: dict, candidates, sample
         img = card.find_element(By.TAG_NAME, "img")
         assert img.get_attribute("src").endswith(f"/analogs/{analog['sku_id']}.jpg")
         assert analog["sku_id"] in card.text and analog["title"] in card.text
-        assert number(card.find_element(By.CLASS_NAME, "similarity").text) == pytest.approx(analog["similarity"], abs=0.006)
+        assert card.find_element(By.CLASS_NAME, "similarity").text == percent_text(analog["similarity"])
         assert number(card.find_element(By.CLASS_NAME, "sales").text) == pytest.approx(analog["sales"], abs=0.51)
 
     # the form still holds what was typed, so a merchandiser can tweak and resubmit
@@ -323,7 +329,8 @@ def test_field_errors_keep_what_was_typed(page: WebDriver, server: dict, candida
         "const s = document.getElementById('category'); s.add(new Option('Gadgets', 'Gadgets')); s.value = 'Gadgets';")
     submit_sku(page)
     wait(page, lambda d: error_text(d, "category"), SLOW, "the server's category error was not shown")
-    assert "unknown category" in error_text(page, "category") and "Gadgets" in error_text(page, "category")
+    # said in the page's language, with what was typed and the model's categories
+    assert error_text(page, "category").startswith("未知品类 'Gadgets'；可选：") and "T恤" in error_text(page, "category")
     assert error_text(page, "cost_price") == ""
     assert page.find_element(By.ID, "title").get_attribute("value") == row["title"]
     assert page.find_element(By.ID, "description").get_attribute("value") == row["description"]
@@ -339,6 +346,7 @@ def test_field_errors_keep_what_was_typed(page: WebDriver, server: dict, candida
     set_value(page, "title", "长" * 5001)
     submit_sku(page)
     wait(page, lambda d: error_text(d, "title"), SLOW, "the service's title error was not shown")
+    assert error_text(page, "title") == "有 5,001 个字符，超过上限 5,000"
     assert error_text(page, "category") == ""
 
     # 4. A file that is not a picture: the client only checks one is chosen, the service decodes it.
@@ -348,6 +356,7 @@ def test_field_errors_keep_what_was_typed(page: WebDriver, server: dict, candida
     page.find_element(By.ID, "image").send_keys(str(fake))
     submit_sku(page)
     wait(page, lambda d: error_text(d, "image"), SLOW, "the server's picture error was not shown")
+    assert error_text(page, "image").startswith("不是本服务能读取的图片")
     assert error_text(page, "title") == ""
     assert page.find_element(By.ID, "cost_price").get_attribute("value") == row["cost_price"]
     assert console_errors(page, allow_http_errors=True) == []
@@ -360,15 +369,41 @@ def test_field_errors_keep_what_was_typed(page: WebDriver, server: dict, candida
         assert error_text(page, field) == ""
 
 
-def test_batch_round_trip(page: WebDriver, server: dict, candidates, sample_dir: Path, tmp_path: Path) -> None:
-    good = candidates[:5]
-    bad = {**candidates[5], "sku_id": "BAD-ROW", "cost_price": "-3"}
-    rows = [*good[:3], bad, *good[3:]]
-    csv_path = tmp_path / "candidates.csv"
-    with open(csv_path, "w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(candidates[0]))
+def write_rows(path: Path, rows: list[dict[str, str]], *, encoding: str = "utf-8", delimiter: str = ",") -> Path:
+    with open(path, "w", newline="", encoding=encoding) as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]), delimiter=delimiter)
         writer.writeheader()
         writer.writerows(rows)
+    return path
+
+
+def own_requests_only(driver: WebDriver, server: dict) -> list[str]:
+    """Every request the page made since the log was last read (Chrome's network log): each must go
+    to the service itself (or be a data: / blob: URL the page made locally). Returns the URLs."""
+    import json
+    from urllib.parse import urlsplit
+
+    own = urlsplit(server["url"]).netloc
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+    foreign = [u for u in urls if urlsplit(u).scheme not in ("data", "blob") and urlsplit(u).netloc != own]
+    assert not foreign, foreign
+    return urls
+
+
+def test_batch_round_trip(page: WebDriver, server: dict, candidates, sample_dir: Path, tmp_path: Path) -> None:
+    """A batch with a bad row and a formula-looking title: counts, a sortable and filterable table,
+    the failed row in words, CSV (with a BOM) and Excel downloads, at desktop and phone widths."""
+    import openpyxl
+
+    good = candidates[:5]
+    bad = {**candidates[5], "sku_id": "BAD-ROW", "cost_price": "-3"}
+    formula = {**candidates[6], "sku_id": "FORMULA", "title": '=HYPERLINK("http://evil.example","click")'}
+    rows = [*good[:3], bad, *good[3:], formula]
+    csv_path = write_rows(tmp_path / "candidates.csv", rows)
     zip_path = tmp_path / "pictures.zip"
     with zipfile.ZipFile(zip_path, "w") as zf:
         for r in rows:
@@ -378,30 +413,89 @@ def test_batch_round_trip(page: WebDriver, server: dict, candidates, sample_dir:
     page.find_element(By.ID, "pictures").send_keys(str(zip_path))
     page.find_element(By.ID, "batch-btn").click()
     wait(page, lambda d: d.find_element(By.ID, "batch-status").is_displayed(), 30, "no batch progress shown")
-    link = wait(page, lambda d: d.find_element(By.ID, "batch-link") if d.find_element(By.ID, "batch-link").is_displayed()
-                else None, SLOW, "the batch job never finished")
+    wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#batch-result-rows tr")) == len(rows), SLOW,
+         "the batch results never showed")
+    job_id = page.current_url.split("job=")[1]
+    api = httpx.get(f"{server['url']}/batch/{job_id}/rows", timeout=30).json()["rows"]
+    by_id = {r["sku_id"]: r for r in api}
 
     progress = page.find_element(By.ID, "batch-progress")
     assert progress.get_property("value") == progress.get_property("max") == len(rows)
     assert f"{len(rows)} / {len(rows)}" in page.find_element(By.ID, "batch-text").text
     assert not page.find_element(By.ID, "batch-message").is_displayed()
 
-    response = httpx.get(link.get_attribute("href"), timeout=30)
-    assert response.status_code == 200 and "text/csv" in response.headers["content-type"]
-    scored = list(csv.DictReader(io.StringIO(response.text)))
-    assert [r["sku_id"] for r in scored] == [r["sku_id"] for r in rows]
-    by_id = {r["sku_id"]: r for r in scored}
-    assert "cost_price" in by_id["BAD-ROW"]["error"] and not by_id["BAD-ROW"]["decision"]
-    for r in good:
-        assert by_id[r["sku_id"]]["decision"] in {"GO", "REVIEW", "NO_GO"} and not by_id[r["sku_id"]]["error"]
+    # counts by decision, from the rows themselves
+    counts = {b.get_attribute("data-filter"): int(b.find_element(By.CLASS_NAME, "count-n").text)
+              for b in page.find_elements(By.CSS_SELECTOR, "#batch-counts .count")}
+    assert counts["ALL"] == len(rows) and counts["FAILED"] == 1
+    for label in ("GO", "REVIEW", "NO_GO"):
+        assert counts[label] == sum(r["decision"] == label for r in api)
+    assert page.find_element(By.CSS_SELECTOR, "#batch-counts [data-filter=GO] .count-label").text == "上新"
 
+    # the table: whole units, the decision and reasons in words, the closest analog with its sales
+    for tr in page.find_elements(By.CSS_SELECTOR, "#batch-result-rows tr"):
+        r = api[int(tr.get_attribute("data-row")) - 1]
+        if not r["ok"]:
+            assert "成本价" in tr.text and "必须大于 0" in tr.text
+            continue
+        assert tr.find_element(By.CSS_SELECTOR, "td.p50").text == f"{r['p50']:,} ({r['p10']:,}–{r['p90']:,})"
+        assert tr.find_element(By.CSS_SELECTOR, "td.be").text == f"{r['break_even']:,}"
+        assert tr.find_element(By.CSS_SELECTOR, ".badge").text == LABELS_ZH[r["decision"]]
+        assert CJK.search(tr.find_element(By.CLASS_NAME, "reasons-cell").text)
+        top = r["top_analog"]
+        assert tr.find_element(By.CLASS_NAME, "analog-cell").text == (
+            f"{top['sku_id']}（相似度 {percent_text(top['similarity'])}，卖出 {units_text(top['sales'])} 件）")
+    wait(page, lambda d: d.execute_script("return [...document.querySelectorAll('#batch-result-rows img')]"
+                                          ".every(i => i.complete && i.naturalWidth > 0)"), 60, "thumbnails missing")
+
+    # filter by decision, sort by P50 both ways
+    page.find_element(By.CSS_SELECTOR, "#batch-counts [data-filter=FAILED]").click()
+    shown = page.find_elements(By.CSS_SELECTOR, "#batch-result-rows tr")
+    assert [tr.get_attribute("data-decision") for tr in shown] == ["FAILED"]
+    page.find_element(By.CSS_SELECTOR, "#batch-counts [data-filter=ALL]").click()
+    page.find_element(By.CSS_SELECTOR, "#batch-results th[data-sort=p50]").click()
+    p50s = [api[int(tr.get_attribute("data-row")) - 1]["p50"] for tr in page.find_elements(By.CSS_SELECTOR, "#batch-result-rows tr")]
+    ok = [x for x in p50s if x is not None]
+    assert ok == sorted(ok)
+    page.find_element(By.CSS_SELECTOR, "#batch-results th[data-sort=p50]").click()
+    p50s = [api[int(tr.get_attribute("data-row")) - 1]["p50"] for tr in page.find_elements(By.CSS_SELECTOR, "#batch-result-rows tr")]
+    assert [x for x in p50s if x is not None] == sorted(ok, reverse=True)
+
+    # the failed row, in words
     failed = page.find_elements(By.CSS_SELECTOR, "#batch-failed-rows tr")
     assert len(failed) == 1
     cells = [td.text for td in failed[0].find_elements(By.TAG_NAME, "td")]
-    assert cells[0] == "4" and cells[1] == "BAD-ROW" and "cost_price" in cells[2]
+    assert cells[0] == "4" and cells[1] == "BAD-ROW" and cells[2].startswith("成本价：必须大于 0")
+
+    # CSV with a BOM, in the page's language, formulas neutralised, whole units; Excel alike
+    response = httpx.get(page.find_element(By.ID, "batch-link").get_attribute("href"), timeout=30)
+    assert response.status_code == 200 and "text/csv" in response.headers["content-type"]
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    scored = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert [r["sku_id"] for r in scored] == [r["sku_id"] for r in rows]
+    got = {r["sku_id"]: r for r in scored}
+    assert got["BAD-ROW"]["error"].startswith("成本价：") and not got["BAD-ROW"]["decision"]
+    assert got["FORMULA"]["title"] == "'" + formula["title"]
+    for r in good:
+        line = got[r["sku_id"]]
+        assert line["decision"] == LABELS_ZH[line["decision_code"]] and not line["error"]
+        assert line["p50"] == str(by_id[r["sku_id"]]["p50"]) and line["p50"].isdigit()
+        assert CJK.search(line["reasons"]) and "相似度" in line["similar_skus"] and "卖出" in line["similar_skus"]
+    book = openpyxl.load_workbook(io.BytesIO(httpx.get(page.find_element(By.ID, "batch-link-xlsx").get_attribute("href"),
+                                                       timeout=30).content))
+    sheet = [list(r) for r in book.active.iter_rows(values_only=True)]
+    header = sheet[0]
+    assert len(sheet) == len(rows) + 1
+    p50 = header.index("p50")
+    assert [line[p50] for line in sheet[1:]][:3] == [by_id[r["sku_id"]]["p50"] for r in good[:3]]
+    assert sheet[-1][header.index("title")] == "'" + formula["title"]
     assert no_horizontal_scroll(page)
     assert console_errors(page) == []
+    own_requests_only(page, server)
     screenshot(page, "batch-done")
+    page.set_window_size(*PHONE)
+    wait(page, lambda d: no_horizontal_scroll(d), 10, "horizontal scroll at phone width")
+    screenshot(page, "batch-done-phone")
 
 
 def test_language_switch_persists(page: WebDriver, server: dict, candidates, sample_dir: Path) -> None:
@@ -465,10 +559,12 @@ def test_phone_width_has_no_horizontal_scroll(page: WebDriver, server: dict, can
     wait_for_thumbnails(page, 5)
     assert no_horizontal_scroll(page)
 
-    # one column: the results sit below the form, and both fit the screen
+    # one column: the results sit below the form, and both fit the screen; the page scrolls to the answer
     form = page.find_element(By.ID, "sku-form").rect
     result = page.find_element(By.ID, "result").rect
     assert result["y"] >= form["y"] + form["height"]
+    wait(page, lambda d: -5 <= d.execute_script("return document.getElementById('result').getBoundingClientRect().top")
+         <= PHONE[1] / 2, 10, "the page did not scroll to the answer")
     for element_id in ("sku-form", "result", "curve-chart", "analogs", "batch-form", "model-facts"):
         rect = page.find_element(By.ID, element_id).rect
         assert rect["x"] >= 0 and rect["x"] + rect["width"] <= PHONE[0] + 0.5, element_id
@@ -522,7 +618,7 @@ def test_economics_and_why_in_both_languages(page: WebDriver, server: dict, cand
         assert GROUPS_ZH[strong[0]["group"]] in sentence
     nov = answer["novelty"]
     picture_row = page.find_element(By.CSS_SELECTOR, "#novelty li[data-modality=picture]").text
-    assert f"{nov['picture']:.2f}" in picture_row and f"{nov['picture_floor']:.2f}" in picture_row
+    assert percent_text(nov["picture"]) in picture_row and percent_text(nov["picture_floor"]) in picture_row
     assert_reads_chinese(page, answer)
     screenshot(page, "economics-why-zh")
 
@@ -689,3 +785,152 @@ def test_analog_override_round_trip(page: WebDriver, server: dict, candidates, s
     assert reason.text == "相似商品经人工调整（排除或固定）"
     assert console_errors(page) == []
     screenshot(page, "analog-override")
+
+
+# ---------------------------------------------------------------- one language per page, own requests, history
+ENGLISH_RUN = re.compile(r"[A-Za-z]{2,}(?:[ ,'’]+[A-Za-z]{2,}){2,}")  # three English words in a row: a sentence
+
+
+def page_words(driver: WebDriver) -> str:
+    """What the page itself writes (visible text), without user and catalogue data (titles, SKU ids,
+    file names: marked ``user-data``), form values and the language switch (named in the other language)."""
+    return driver.execute_script(
+        "const c = document.body.cloneNode(true);"
+        "for (const n of c.querySelectorAll('.user-data, input, textarea, select, script, #lang-toggle, code, pre'))"
+        " n.remove();"
+        "document.body.append(c); const s = c.innerText; c.remove(); return s;")
+
+
+def options_text(driver: WebDriver, select_id: str) -> list[str]:
+    return [o.text for o in Select(driver.find_element(By.ID, select_id)).options if o.get_attribute("value")]
+
+
+def assert_one_language(driver: WebDriver, language: str) -> None:
+    """The Chinese page writes no English sentence and no entry of the English catalogue; the English
+    page writes no Chinese at all; category and channel names follow the language."""
+    words = page_words(driver)
+    if language == "zh":
+        assert not ENGLISH_RUN.findall(words), ENGLISH_RUN.findall(words)
+        english = driver.execute_script(
+            "return Object.entries(TEXT.en).filter(([k, v]) => v !== TEXT.zh[k])"
+            ".map(([, v]) => v.split('{')[0].trim()).filter((v) => v.length >= 6 && /[a-z]{3}/.test(v))")
+        leaked = [e for e in english if e in words]
+        assert not leaked, leaked
+        assert "T恤" in options_text(driver, "category") and options_text(driver, "channel") == ["App", "网店", "门店"]
+    else:
+        assert not CJK.search(words), CJK.findall(words)[:20]
+        for select_id in ("category", "channel"):
+            assert not any(CJK.search(o) for o in options_text(driver, select_id)), options_text(driver, select_id)
+        assert "T-shirts" in options_text(driver, "category")
+
+
+def test_every_word_follows_the_language(page: WebDriver, server: dict, candidates, sample_dir: Path,
+                                         tmp_path: Path) -> None:
+    """A forecast (no launch date: its default is shown, with a warning far from the history), a small
+    batch and the history, in Chinese then English, at desktop and phone widths."""
+    row = candidates[7]
+    fill_sku(page, row, sample_dir / row["image"])
+    set_value(page, "launch_date", "")
+    facts = httpx.get(server["url"] + "/model", timeout=30).json()
+    assert facts["train_end"][:10] in page.find_element(By.ID, "launch-hint").text
+    submit_sku(page)
+    wait_for_answer(page)
+    launch = page.find_element(By.CSS_SELECTOR, "#assumed li[data-field=launch_date]").text
+    assert re.search(r"\d{4}-\d{2}-\d{2}", launch) and "今天" in launch
+    warning = page.find_element(By.CSS_SELECTOR, ".launch-warning").text
+    assert facts["history"]["last_launch"] in warning and "较远" in warning
+
+    rows = [candidates[8], {**candidates[9], "cost_price": "-1", "sku_id": "BAD"}]
+    write_rows(tmp_path / "two.csv", rows, encoding="gbk", delimiter=";")  # as Chinese Excel writes it
+    page.find_element(By.ID, "candidates").send_keys(str(tmp_path / "two.csv"))
+    page.find_element(By.ID, "picture_files").send_keys("\n".join(str(sample_dir / r["image"]) for r in rows))
+    page.find_element(By.ID, "batch-btn").click()
+    wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#batch-result-rows tr")) == 2, SLOW, "no batch rows")
+    assert "gb18030" in page.find_element(By.ID, "batch-read-as").text
+    assert "分号" in page.find_element(By.ID, "batch-read-as").text
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, "#history-jobs li[data-id]"), 30, "the job is not in the history")
+
+    for width, suffix in ((LAPTOP, "laptop"), (PHONE, "phone")):
+        page.set_window_size(*width)
+        assert_one_language(page, "zh")
+        assert no_horizontal_scroll(page)
+        screenshot(page, f"one-language-zh-{suffix}")
+    page.find_element(By.ID, "lang-toggle").click()
+    wait(page, lambda d: "cost price: must be positive" in d.find_element(By.CSS_SELECTOR, "#batch-result-rows tr[data-decision=FAILED]").text,
+         30, "the failed row was not said again in English")
+    for width, suffix in ((PHONE, "phone"), (LAPTOP, "laptop")):
+        page.set_window_size(*width)
+        assert_one_language(page, "en")
+        screenshot(page, f"one-language-en-{suffix}")
+    assert console_errors(page) == []
+    own_requests_only(page, server)
+
+
+def test_history_reopens_prints_and_shares(page: WebDriver, server: dict, candidates, sample_dir: Path) -> None:
+    row = candidates[3]
+    fill_sku(page, row, sample_dir / row["image"])
+    submit_sku(page)
+    wait_for_answer(page)
+    forecast_id = page.current_url.split("forecast=")[1]
+    p50 = page.find_element(By.ID, "p50").text
+    reasons = [li.get_attribute("data-code") for li in page.find_elements(By.CSS_SELECTOR, "#reasons li")]
+
+    # listed after a reload, and reopened from the list
+    page.get(server["url"] + "/")
+    wait_for_model(page)
+    link = wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, f"#history-forecasts li[data-id='{forecast_id}'] a"),
+                30, "the forecast is not in the history")[0]
+    assert row["title"] in link.text
+    link.click()
+    wait(page, lambda d: d.find_elements(By.ID, "reopened"), 30, "the forecast was not reopened")
+    assert page.find_element(By.ID, "p50").text == p50
+    assert [li.get_attribute("data-code") for li in page.find_elements(By.CSS_SELECTOR, "#reasons li")] == reasons
+    assert "的预测记录" in page.find_element(By.ID, "reopened").text
+    screenshot(page, "reopened")
+
+    # the share link opens the same answer on a fresh page, in the reader's language
+    page.execute_script("localStorage.setItem('trialcast.lang', 'en')")
+    page.get(f"{server['url']}/?forecast={forecast_id}")
+    wait(page, lambda d: d.find_elements(By.ID, "reopened"), 30, "the share link did not open the forecast")
+    assert page.find_element(By.ID, "p50").text == p50
+    assert page.find_element(By.ID, "reopened").text.startswith("Forecast on record from")
+    assert_one_language(page, "en")
+
+    # the print stylesheet keeps the answer and drops the forms
+    page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": "print"})
+    try:
+        assert page.find_element(By.ID, "result").is_displayed()
+        for hidden in ("sku-form", "batch-form", "history-forecasts", "share-btn", "lang-toggle"):
+            assert not page.find_element(By.ID, hidden).is_displayed(), hidden
+        screenshot(page, "print")
+    finally:
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"media": ""})
+
+    page.get(f"{server['url']}/?forecast={'0' * 32}")
+    wait(page, lambda d: d.find_elements(By.ID, "not-on-record"), 30, "an unknown forecast id said nothing")
+    assert page.find_element(By.ID, "not-on-record").text == "This forecast is not on record."
+    assert console_errors(page, allow_http_errors=True) == []
+    own_requests_only(page, server)
+
+
+def test_docs_page_is_trialcasts_own_and_loads_nothing_from_elsewhere(page: WebDriver, server: dict) -> None:
+    from importlib.metadata import version
+
+    page.get(server["url"] + "/docs")
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, ".operation"), 30, "no operations listed")
+    text = page.find_element(By.TAG_NAME, "body").text
+    assert page.find_element(By.TAG_NAME, "h1").text == "trialcast API"
+    assert f"trialcast {version('trialcast')}" in text and "OpenAPI 3" in text
+    assert "BentoML" not in text and "pypi" not in text.lower()
+    headings = [h.text for h in page.find_elements(By.CSS_SELECTOR, ".operation h3")]
+    for operation in ("POST /predict", "POST /predict_batch", "GET /model", "POST /batch", "GET /history"):
+        assert operation in headings, headings
+    assert "Accept-Language" in text and "curl" in text
+    urls = own_requests_only(page, server)
+    assert any(u.endswith("/docs.json") for u in urls)
+    page.set_window_size(*PHONE)
+    assert no_horizontal_scroll(page)
+    screenshot(page, "docs-phone")
+    page.set_window_size(*LAPTOP)
+    screenshot(page, "docs")
+    assert console_errors(page) == []

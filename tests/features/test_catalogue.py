@@ -271,8 +271,11 @@ def test_spec_may_allow_missing_picture_and_cost(tmp_path, kit):
 
 
 def test_unknown_file_type_and_missing_file(tmp_path):
+    (tmp_path / "table.docx").write_bytes(b"x")
+    with pytest.raises(CatalogueError, match=r"expected a .csv, .xlsx or .parquet"):
+        read_table(tmp_path / "table.docx")
     (tmp_path / "table.xlsx").write_bytes(b"x")
-    with pytest.raises(CatalogueError, match="expected a .csv or .parquet"):
+    with pytest.raises(CatalogueError, match="not a readable Excel file"):
         read_table(tmp_path / "table.xlsx")
     with pytest.raises(CatalogueError, match="does not exist"):
         load_catalogue(tmp_path / "nothing.csv")

@@ -32,8 +32,8 @@ def days(sku: str, total: float, n: int = 7, start: date = date(2025, 6, 1)) -> 
     return [{"sku_id": sku, "date": (start + timedelta(days=d)).isoformat(), "units": total / 7} for d in range(n)]
 
 
-def head() -> str:
-    """The newest migration, as Alembic's script folder says (one head: the chain never forks)."""
+def migrations_head() -> str:
+    """The newest revision shipped in features/ledger/migrations (one head: the chain never forks)."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
@@ -41,13 +41,14 @@ def head() -> str:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    (only,) = ScriptDirectory.from_config(config).get_heads()
-    return only
+    heads = ScriptDirectory.from_config(config).get_heads()
+    assert len(heads) == 1, heads
+    return heads[0]
 
 
 def test_migrations_reach_head_once(engine) -> None:
     with engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head()
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == migrations_head()
         assert {"forecasts", "actuals", "pictures"} <= set(sa.inspect(connection).get_table_names())
     from features.ledger.store import migrate
 

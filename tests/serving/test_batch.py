@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 OUTPUT_COLUMNS = ["p10", "p50", "p90", "curve", "decision", "reasons", "message", "break_even_units",
-                  "top_similarity", "similar_skus", "model_version", "quantity", "forecast_id", "error"]
+                  "top_similarity", "similar_skus", "similar_sales", "similar_similarity", "model_version",
+                  "quantity", "forecast_id", "error"]
 PART = re.compile(r"^\d{9}\.parquet$")
 
 
@@ -46,6 +47,10 @@ def test_one_row_per_input_row_in_order_bad_rows_flagged(scored: dict, cli, trai
     assert set(good["decision"]) <= {"GO", "REVIEW", "NO_GO"}
     assert (good["model_version"] == str(trained["summary"]["version"])).all()
     assert good["similar_skus"].str.split(",").map(len).eq(5).all()
+    # the similar SKUs' own 7-day sales and similarities, in the same order
+    assert good["similar_sales"].str.split(",").map(len).eq(5).all()
+    assert good["similar_similarity"].str.split(",").map(lambda xs: float(xs[0])).tolist() == pytest.approx(
+        good["top_similarity"].tolist(), abs=1e-4)
 
     summary = scored["summary"]
     assert summary["rows"] == len(raw)
