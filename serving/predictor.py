@@ -7,6 +7,7 @@ field errors and never stops the others. Good records go through the model's fea
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from features.model import Model
 from features.quantity import newsvendor
 from features.schema import Sku, validate
 from serving.forecast_log import ForecastLog
+
+_log = logging.getLogger("trialcast.serving")
 
 
 @dataclass
@@ -158,12 +161,37 @@ class Predictor:
                 answers[i] = {"sku_id": record.get("sku_id"), "ok": False,
                               "errors": [{"field": p.field, "reason": p.reason} for p in error.problems]}
         if good:
-            frame = pd.DataFrame(clean_rows)
-            frame["image"] = None
-            frame["image_path"] = None
-            forecasts = self.bundle.forecast(frame, self.settings, images=good_images, show=self.settings.analog_show)
-            for i, row, forecast in zip(good, clean_rows, forecasts):
-                answers[i] = self._answer(row, forecast)
-            if to_log:
-                self.log.record(clean_rows, good_images, [answers[i] for i in good])  # type: ignore[misc]
+            done = self._forecast_each(good, clean_rows, good_images, answers)
+            if to_log and done:
+                self.log.record([clean_rows[k] for k in done], [good_images[k] for k in done],
+                                [answers[good[k]] for k in done])  # type: ignore[misc]
         return answers  # type: ignore[return-value]
+
+    def _forecast(self, rows: list[dict[str, Any]], images: list[bytes | None]) -> list[dict[str, Any]]:
+        frame = pd.DataFrame(rows)
+        frame["image"] = None
+        frame["image_path"] = None
+        forecasts = self.bundle.forecast(frame, self.settings, images=images, show=self.settings.analog_show)
+        return [self._answer(row, forecast) for row, forecast in zip(rows, forecasts)]
+
+    def _forecast_each(self, good: list[int], rows: list[dict[str, Any]], images: list[bytes | None],
+                       answers: list[dict[str, Any] | None]) -> list[int]:
+        """Forecast the checked rows together; if that fails, row by row, so that a row the model
+        cannot forecast is that row's ``ok: false`` and never its neighbours' (adaptive batching
+        merges different clients' items). Returns the positions (in ``rows``) that were answered."""
+        try:
+            for i, answer in zip(good, self._forecast(rows, images)):
+                answers[i] = answer
+            return list(range(len(rows)))
+        except Exception:  # noqa: BLE001 - isolate the row at fault below
+            pass
+        done = []
+        for k, (i, row, image) in enumerate(zip(good, rows, images)):
+            try:
+                answers[i] = self._forecast([row], [image])[0]
+                done.append(k)
+            except Exception as error:  # noqa: BLE001 - this row only
+                _log.warning("sku %r could not be forecast: %s: %s", row.get("sku_id"), type(error).__name__, error)
+                answers[i] = {"sku_id": row.get("sku_id"), "ok": False, "errors": [
+                    {"field": "record", "reason": f"could not be forecast ({type(error).__name__})"}]}
+        return done

@@ -1,6 +1,7 @@
 """The trialcast BentoML service: the registry's champion answers GO / REVIEW / NO_GO.
 
-Start with ``trialcast serve`` (or ``bentoml serve serving.service:Trialcast``).
+Start with ``trialcast serve`` (or ``bentoml serve serving.service:Trialcast``); both bind
+127.0.0.1 unless told otherwise (``--host``), the service's own ``http.host`` below.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from features.config import get_settings
 from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalText, Price, Title
 from serving import web
 from serving.champion import load_champion
-from serving.limits import BodySizeLimit, FileFieldsOnly
+from serving.limits import BodySizeLimit, ErrorShape, Exposure, FileFieldsOnly, quiet_refusals
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
@@ -59,7 +60,7 @@ def _warm_up(predictor: Any) -> str | None:
     return None
 
 
-@bentoml.service(workers=1, threads=2, traffic={"timeout": 120})
+@bentoml.service(workers=1, threads=2, traffic={"timeout": 120}, http={"host": "127.0.0.1"})
 @bentoml.asgi_app(web.app, path="/")
 class Trialcast:
     """Forecast a new SKU's first-7-day sales from its picture, copy and cost price."""
@@ -141,6 +142,10 @@ class Trialcast:
 # A JSON batch is read into memory whole: cap it too (64 items of 1 MB pictures fit, base64 and all).
 MAX_BATCH_BODY = 128 * 1024 * 1024
 
+# Outermost (Starlette runs the first-added user middleware first): who may call, and the headers.
+Trialcast.add_asgi_middleware(Exposure, token=get_settings().api_token, allowed_hosts=get_settings().allowed_hosts)
+Trialcast.add_asgi_middleware(ErrorShape)
+quiet_refusals()
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_bytes + 512 * 1024,
                               paths=("/predict",))
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch",), field="items")
