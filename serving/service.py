@@ -23,6 +23,7 @@ from features.config import get_settings
 from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalText, Price, Title
 from serving import web
 from serving.champion import load_champion
+from serving.contract import Contract
 from serving.limits import BodySizeLimit, ErrorShape, Exposure, FileFieldsOnly, quiet_refusals
 
 
@@ -145,6 +146,7 @@ MAX_BATCH_BODY = 128 * 1024 * 1024
 # Outermost (Starlette runs the first-added user middleware first): who may call, and the headers.
 Trialcast.add_asgi_middleware(Exposure, token=get_settings().api_token, allowed_hosts=get_settings().allowed_hosts)
 Trialcast.add_asgi_middleware(ErrorShape)
+Trialcast.add_asgi_middleware(Contract)  # /docs.json: valid OpenAPI 3.0, every status and the error shape
 quiet_refusals()
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_bytes + 512 * 1024,
                               paths=("/predict",))
