@@ -105,6 +105,8 @@ class Settings(ModelSettings, BaseSettings):
     # Who may call the service (serving.limits.Exposure).
     api_token: str | None = Field(None, description="If set, every API call needs it (Authorization: Bearer, "
                                   "or the cookie the /login page sets); /healthz, /livez, /readyz stay open.")
+    max_queue: int = Field(128, ge=1, description="Requests on /predict and /predict_batch at once (running or "
+                           "queued); one more gets 503 with Retry-After (serving.limits.QueueBound).")
     allowed_hosts: str = Field("127.0.0.1,localhost,::1", description="Comma-separated names the Host header "
                                "may carry (DNS-rebinding guard); add the name clients use when not on loopback.")
 

@@ -228,16 +228,23 @@ def _date(required: bool) -> BeforeValidator:
     return _as_pydantic(check)
 
 
-Title = Annotated[str, _text(True), Field(json_schema_extra={"minLength": 1, "maxLength": DEFAULT_MAX_TEXT})]
-OptionalText = Annotated[str | None, _text(False), Field(json_schema_extra={"maxLength": DEFAULT_MAX_TEXT})]
-Name = Annotated[str, _text(True, name=True), Field(json_schema_extra={"maxLength": MAX_NAME})]
-OptionalName = Annotated[str | None, _text(False, name=True), Field(json_schema_extra={"maxLength": MAX_NAME})]
+NO_NUL = "^[^\u0000]*$"  # the schema's statement of ``_encodable`` (lone surrogates cannot be said in a pattern)
+Title = Annotated[str, _text(True), Field(json_schema_extra={"minLength": 1, "maxLength": DEFAULT_MAX_TEXT,
+                                                             "pattern": NO_NUL})]
+OptionalText = Annotated[str | None, _text(False), Field(json_schema_extra={"maxLength": DEFAULT_MAX_TEXT,
+                                                                            "pattern": NO_NUL})]
+Name = Annotated[str, _text(True, name=True), Field(json_schema_extra={"maxLength": MAX_NAME, "pattern": NO_NUL})]
+OptionalName = Annotated[str | None, _text(False, name=True), Field(json_schema_extra={"maxLength": MAX_NAME,
+                                                                                      "pattern": NO_NUL})]
 # JSON-schema bounds that OpenAPI 3.0 and 3.1 read alike (no numeric exclusiveMinimum).
 _PRICE_SCHEMA = {"minimum": MIN_PRICE, "maximum": MAX_PRICE}
 Price = Annotated[float, _price(True), Field(json_schema_extra=_PRICE_SCHEMA)]
 OptionalPrice = Annotated[float | None, _price(False), Field(json_schema_extra=_PRICE_SCHEMA)]
 LaunchDate = Annotated[date, _date(True)]
-OptionalDate = Annotated[date | None, _date(False), Field(json_schema_extra={"format": "date"})]
+# The window as the schema can say it (years 20xx): keep in step with FIRST_DATE / LAST_DATE.
+DATE_PATTERN = "^20[0-9]{2}-[0-9]{2}-[0-9]{2}"
+assert (FIRST_DATE.year, LAST_DATE.year) == (2000, 2099), "DATE_PATTERN states this window"
+OptionalDate = Annotated[date | None, _date(False), Field(json_schema_extra={"format": "date", "pattern": DATE_PATTERN})]
 
 
 def _ids(value: Any) -> tuple[str, ...]:

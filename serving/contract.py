@@ -90,6 +90,9 @@ def document_errors(doc: dict) -> dict:
             statuses = WRITE if method in ("post", "put", "patch", "delete") else READ
             if path in ("/healthz", "/livez", "/readyz"):
                 statuses = ("400", "503") if path == "/readyz" else ("400",)
+            schema = (operation.get("requestBody") or {}).get("content", {})
+            if any(media.get("schema", {}).get("required") for media in schema.values()):
+                operation["requestBody"]["required"] = True  # a body without its required fields is a 400
             responses = operation["responses"]
             for status in statuses:
                 responses[status] = {"description": STATUSES[status], "content": copy.deepcopy(body)}

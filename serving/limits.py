@@ -176,6 +176,7 @@ class FileFieldsOnly:
             header.update(name=b"", value=b"")
 
         parts = 0
+        seen: set[str] = set()
 
         def on_headers_finished() -> None:
             nonlocal parts
@@ -183,13 +184,16 @@ class FileFieldsOnly:
             _, options = parse_options_header(header["disposition"])
             if parts > MAX_FORM_PARTS:
                 refusal.refuse(413, "form", f"has more than {MAX_FORM_PARTS} parts", "too_large")
-            if not options.get(b"name"):
+            if b"name" not in options:  # Starlette's parser would raise KeyError (a 500)
                 refusal.refuse(400, "form", "a multipart part has no name (Content-Disposition: form-data; "
                                'name="...")', "invalid_input")
             name = decode(options.get(b"name", b""))
             if name in self.file_fields and b"filename" not in options:
                 refusal.refuse(422, name, "must be a file upload (e.g. curl -F image=@photo.jpg); "
                                "text values such as URLs are not accepted", "not_a_file")
+            if name in seen:  # which one counts would be the parser's guess: refuse instead
+                refusal.refuse(400, name, "is given more than once", "invalid_input")
+            seen.add(name)
 
         parser = MultipartParser(params[b"boundary"], {
             "on_part_begin": on_part_begin, "on_header_field": on_header_field,
@@ -343,23 +347,29 @@ class Exposure:
 
 # ---------------------------------------------------------------- one error shape, one log line
 def error_shape(body: t.Any) -> dict | None:
-    """BentoML's own 4xx bodies in the service's one shape (None when already in it): pydantic's
-    errors lose their documentation URLs and inputs; a bare ``[{"error": ...}]`` becomes an object;
-    ``error`` is always "field: reason; ..." (not "1 validation error for Input")."""
+    """BentoML's and FastAPI's own 4xx bodies in the service's one shape (None when not an error
+    body): pydantic's errors lose their documentation URLs and inputs; a bare ``[{"error": ...}]``
+    becomes an object; FastAPI's ``{"detail": ...}`` gains ``error``; ``error`` is always
+    "field: reason; ..." (not "1 validation error for Input"). Other keys are kept."""
     if isinstance(body, list) and len(body) == 1 and isinstance(body[0], dict):
         body = body[0]
-    if not isinstance(body, dict) or "error" not in body:
+    if not isinstance(body, dict) or ("error" not in body and not isinstance(body.get("detail"), (list, str))):
         return None
     raw = body.get("detail")
     detail = []
+    if isinstance(raw, str):
+        detail = [{"loc": ["request"], "msg": raw, "type": "http"}]
     for d in raw if isinstance(raw, list) else []:
         if isinstance(d, dict):
-            loc = [str(x) for x in (d.get("loc") or [])] or ["body"]
-            detail.append({"loc": loc[:1], "msg": str(d.get("msg", "")), "type": str(d.get("type", "invalid_input"))})
+            loc = [str(x) for x in (d.get("loc") or [])]
+            if len(loc) > 1 and loc[0] in ("body", "query", "path", "header"):
+                loc = loc[1:]  # FastAPI's "where" prefix: the field is what the client named
+            detail.append({"loc": loc or ["body"], "msg": str(d.get("msg", "")),
+                           "type": str(d.get("type", "invalid_input"))})
     if not detail:
-        detail = [{"loc": ["body"], "msg": str(body["error"]), "type": "invalid_input"}]
+        detail = [{"loc": ["body"], "msg": str(body.get("error")), "type": "invalid_input"}]
     text = "; ".join(f"{d['loc'][0]}: {d['msg']}" for d in detail)
-    return {"error": text, "detail": detail}
+    return {**body, "error": text, "detail": detail}
 
 
 class ErrorShape:
@@ -380,7 +390,7 @@ class ErrorShape:
             nonlocal held
             if msg["type"] == "http.response.start":
                 kind = dict(msg.get("headers", [])).get(b"content-type", b"")
-                if 400 <= msg["status"] < 500 and kind.startswith(b"application/json"):
+                if 400 <= msg["status"] < 500 and (kind.startswith(b"application/json") or kind.startswith(b"text/plain")):
                     held = msg
                     return
             elif held is not None and msg["type"] == "http.response.body":
@@ -390,11 +400,14 @@ class ErrorShape:
                 body = b"".join(chunks)
                 try:
                     shaped = error_shape(json.loads(body))
-                except ValueError:
-                    shaped = None
+                except ValueError:  # Starlette's plain-text 404 / 405: the same shape, named after the path
+                    reason = body.decode("utf-8", "replace").strip()[:200] or "refused"
+                    shaped = {"error": f"path: {reason}", "detail": [{"loc": ["path"], "msg": reason, "type": "http"}]}
                 if shaped is not None:
                     body = json.dumps(shaped, ensure_ascii=False).encode()
-                headers = [(k, v) for k, v in held["headers"] if k.lower() != b"content-length"]
+                headers = [(k, v) for k, v in held["headers"]
+                           if k.lower() not in (b"content-length", b"content-type")]
+                headers.append((b"content-type", b"application/json"))
                 await send({**held, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
                 held = None
                 await send({"type": "http.response.body", "body": body, "more_body": bool(msg.get("more_body"))})
@@ -424,3 +437,50 @@ class OneLineRefusals(logging.Filter):
 
 def quiet_refusals() -> None:
     logging.getLogger("bentoml._internal.server.http_app").addFilter(OneLineRefusals())
+
+
+class JsonOnly:
+    """On ``paths``, a POST body must be JSON: BentoML would try to parse a form there (a 500 when
+    the form has no boundary)."""
+
+    def __init__(self, app: t.Any, paths: tuple[str, ...], field: str = "items"):
+        self.app, self.paths, self.field = app, paths, field
+
+    async def __call__(self, scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        raw_type = dict(scope["headers"]).get(b"content-type", b"").decode("latin-1")
+        media_type, _ = parse_options_header(raw_type)
+        if media_type not in (b"application/json", b""):
+            shown = media_type.decode("latin-1")
+            for part in _json_reply(415, self.field, f"must be sent as application/json (got content type "
+                                    f"{shown!r})", "unsupported_media_type"):
+                await send(part)
+            return
+        await self.app(scope, receive, send)
+
+
+class QueueBound:
+    """The stated queue bound: at most ``bound`` requests on the model routes at once (running or
+    waiting for the worker); one more is answered 503 with ``Retry-After`` at once, instead of
+    waiting minutes or being shed by BentoML's batcher without a word on when to come back."""
+
+    def __init__(self, app: t.Any, bound: int, paths: tuple[str, ...], retry_after: int = 5):
+        self.app, self.bound, self.paths, self.retry_after = app, bound, paths, retry_after
+        self.inflight = 0
+
+    async def __call__(self, scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        if self.inflight >= self.bound:
+            _log.warning("refused POST %s: %d requests in flight, the queue bound", scope["path"], self.inflight)
+            retry = [(b"retry-after", str(self.retry_after).encode())]
+            for part in _json_reply(503, "queue", f"the service is at its queue bound of {self.bound} requests; "
+                                    f"retry in {self.retry_after} s", "overloaded", retry):
+                await send(part)
+            return
+        self.inflight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= 1

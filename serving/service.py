@@ -24,7 +24,7 @@ from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalT
 from serving import web
 from serving.champion import load_champion
 from serving.contract import Contract
-from serving.limits import BodySizeLimit, ErrorShape, Exposure, FileFieldsOnly, quiet_refusals
+from serving.limits import BodySizeLimit, ErrorShape, Exposure, FileFieldsOnly, JsonOnly, QueueBound, quiet_refusals
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
@@ -108,7 +108,7 @@ class Trialcast:
         answer = self.predictor.predict([record], [picture])[0]
         return answer if answer["ok"] else _invalid(answer["errors"])
 
-    @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=64, max_latency_ms=10_000)
+    @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=64, max_latency_ms=120_000)
     def predict_batch(self, items: list[dict[str, Any]]) -> list[dict]:
         """Many SKUs as JSON: ``{"items": [{"sku_id", "title", "description", "cost_price", "list_price",
         "category", "launch_date", "channel", "image_base64"}, ...]}``. One answer per item, in order:
@@ -147,9 +147,11 @@ MAX_BATCH_BODY = 128 * 1024 * 1024
 Trialcast.add_asgi_middleware(Exposure, token=get_settings().api_token, allowed_hosts=get_settings().allowed_hosts)
 Trialcast.add_asgi_middleware(ErrorShape)
 Trialcast.add_asgi_middleware(Contract)  # /docs.json: valid OpenAPI 3.0, every status and the error shape
+Trialcast.add_asgi_middleware(QueueBound, bound=get_settings().max_queue, paths=("/predict", "/predict_batch"))
 quiet_refusals()
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_bytes + 512 * 1024,
                               paths=("/predict",))
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch",), field="items")
 # BentoML downloads a text value given for a file parameter (SSRF): only real uploads may reach /predict.
 Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",))
+Trialcast.add_asgi_middleware(JsonOnly, paths=("/predict_batch",), field="items")

@@ -226,3 +226,10 @@ def test_cross_site_state_changing_requests_are_refused(url: str, picture: bytes
     same = httpx.post(url + "/predict", data=FIELDS, files={"image": ("p.png", picture, "image/png")},
                       headers={"sec-fetch-site": "same-origin", "origin": url}, timeout=TIMEOUT)
     assert same.status_code == 200, same.text[:300]
+
+
+def test_a_field_given_twice_is_400(url: str, picture: bytes) -> None:
+    """Which of two launch dates counted was the parser's choice (the last); now it is refused."""
+    response = httpx.post(url + "/predict", data=FIELDS, timeout=TIMEOUT,
+                          files=[("image", ("p.png", picture, "image/png")), ("launch_date", (None, "2025-09-01"))])
+    refused(response, 400, "launch_date", "more than once")
