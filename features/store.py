@@ -44,7 +44,7 @@ def relocate(settings: Settings) -> str | None:
         tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         for table, column in LOCATIONS:
             if table in tables:
-                db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "  # noqa: S608 - fixed names
+                db.execute(f"UPDATE {table} SET {column} = ? || substr({column}, ?) "
                            f"WHERE {column} = ? OR {column} LIKE ? ESCAPE '\\'",
                            (new, len(old) + 1, old, _like_prefix(old + "/")))
     return old

@@ -32,7 +32,6 @@ from urllib.parse import parse_qs, urlsplit
 
 from python_multipart.multipart import MultipartParser, parse_options_header
 
-
 _log = logging.getLogger("trialcast.serving")
 # More parts than a /predict form has fields (12), with room to spare; Starlette's own limit (1,000)
 # answers 500.
@@ -127,8 +126,9 @@ class BodySizeLimit:
 class FileFieldsOnly:
     """On ``paths``, accept only multipart/form-data whose ``file_fields`` parts are file uploads."""
 
-    def __init__(self, app: t.Any, paths: tuple[str, ...], file_fields: tuple[str, ...] = ("image",)):
-        self.app, self.paths, self.file_fields = app, paths, file_fields
+    def __init__(self, app: t.Any, paths: tuple[str, ...], file_fields: tuple[str, ...] = ("image",),
+                 known: tuple[str, ...] = ()):
+        self.app, self.paths, self.file_fields, self.known = app, paths, file_fields, frozenset(known)
 
     async def __call__(self, scope: t.Any, receive: t.Any, send: t.Any) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths or scope.get("method") != "POST":
@@ -191,7 +191,7 @@ class FileFieldsOnly:
             if name in self.file_fields and b"filename" not in options:
                 refusal.refuse(422, name, "must be a file upload (e.g. curl -F image=@photo.jpg); "
                                "text values such as URLs are not accepted", "not_a_file")
-            if name in seen:  # which one counts would be the parser's guess: refuse instead
+            if name in seen and name in self.known:  # which one counts would be the parser's guess
                 refusal.refuse(400, name, "is given more than once", "invalid_input")
             seen.add(name)
 
@@ -301,8 +301,8 @@ class Exposure:
             if origin == "null":
                 return 403, "origin", "cross-site requests are refused (Origin: null)", "cross_site", None
         if self.token and path not in OPEN_PATHS and not self._authorised(headers):
-            return (401, "authorization", "an API token is required (Authorization: Bearer TOKEN, or sign in "
-                    "at /login)", "unauthorized", [(b"www-authenticate", b'Bearer realm="trialcast"')])
+            reason = "an API token is required (Authorization: Bearer TOKEN, or sign in at /login)"
+            return 401, "authorization", reason, "unauthorized", [(b"www-authenticate", b'Bearer realm="trialcast"')]
         return None
 
     def _authorised(self, headers: dict[str, str]) -> bool:
@@ -390,7 +390,7 @@ class ErrorShape:
             nonlocal held
             if msg["type"] == "http.response.start":
                 kind = dict(msg.get("headers", [])).get(b"content-type", b"")
-                if 400 <= msg["status"] < 500 and (kind.startswith(b"application/json") or kind.startswith(b"text/plain")):
+                if 400 <= msg["status"] < 500 and kind.startswith((b"application/json", b"text/plain")):
                     held = msg
                     return
             elif held is not None and msg["type"] == "http.response.body":

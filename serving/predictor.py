@@ -183,8 +183,8 @@ class Predictor:
             for i, answer in zip(good, self._forecast(rows, images)):
                 answers[i] = answer
             return list(range(len(rows)))
-        except Exception:  # noqa: BLE001 - isolate the row at fault below
-            pass
+        except Exception as error:  # noqa: BLE001 - isolate the row at fault below
+            _log.info("a batch of %d failed together (%s); forecasting row by row", len(rows), type(error).__name__)
         done = []
         for k, (i, row, image) in enumerate(zip(good, rows, images)):
             try:
@@ -195,3 +195,50 @@ class Predictor:
                 answers[i] = {"sku_id": row.get("sku_id"), "ok": False, "errors": [
                     {"field": "record", "reason": f"could not be forecast ({type(error).__name__})"}]}
         return done
+
+
+class Batcher:
+    """Concurrent single-SKU requests share one model call: the encoders and the feature path run
+    ~2x faster on a batch of 16 than on 16 single SKUs (measured on the sample champion), and with
+    one worker a request otherwise waits for every request ahead of it, one at a time.
+
+    ``submit`` queues one record; one task takes whatever is queued (after ``window`` seconds, so
+    that arrivals of the same moment join; at most ``max_items``) and answers them in one
+    ``Predictor.predict`` call in a thread, while the next batch gathers. A record that fails is
+    that record's ``ok: false`` (``Predictor.predict`` isolates it), never its batch-mates'."""
+
+    def __init__(self, predictor: Predictor, max_items: int = 32, window: float = 0.005):
+        self.predictor, self.max_items, self.window = predictor, max_items, window
+        self._queue: Any = None
+        self._task: Any = None
+
+    async def submit(self, record: dict[str, Any], image: bytes | None) -> dict[str, Any]:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._task = loop.create_task(self._run())
+        future = loop.create_future()
+        await self._queue.put((record, image, future))
+        return await future
+
+    async def _run(self) -> None:
+        import asyncio
+
+        while True:
+            items = [await self._queue.get()]
+            await asyncio.sleep(self.window)
+            while len(items) < self.max_items and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            try:
+                answers = await asyncio.to_thread(self.predictor.predict, [i[0] for i in items], [i[1] for i in items])
+            except Exception as error:  # noqa: BLE001 - e.g. the forecast log's database: fail these, keep serving
+                _log.exception("a batch of %d single requests failed", len(items))
+                for _, _, future in items:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, _, future), answer in zip(items, answers):
+                if not future.done():
+                    future.set_result(answer)

@@ -24,7 +24,16 @@ from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalT
 from serving import web
 from serving.champion import load_champion
 from serving.contract import Contract
-from serving.limits import BodySizeLimit, ErrorShape, Exposure, FileFieldsOnly, JsonOnly, QueueBound, quiet_refusals
+from serving.limits import (
+    BodySizeLimit,
+    ErrorShape,
+    Exposure,
+    FileFieldsOnly,
+    JsonOnly,
+    QueueBound,
+    quiet_refusals,
+)
+from serving.predictor import Batcher
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
@@ -72,12 +81,13 @@ class Trialcast:
         if self.predictor is not None and (problem := _warm_up(self.predictor)) is not None:
             self.predictor, message = None, problem
         web.state.predictor, web.state.message, web.state.settings = self.predictor, message, self.settings
+        self.batcher = Batcher(self.predictor) if self.predictor is not None else None
 
     def __is_ready__(self) -> bool:
         return self.predictor is not None
 
     @bentoml.api(route="/predict")
-    def predict(
+    async def predict(
         self,
         image: Annotated[Path, Field(description="Product picture (JPEG, PNG, WebP).")],
         title: Annotated[Title, Field(description="Product title, Chinese and/or English.")],
@@ -105,7 +115,7 @@ class Trialcast:
         record = {"title": title, "description": description, "cost_price": cost_price, "category": category,
                   "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload",
                   "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs}
-        answer = self.predictor.predict([record], [picture])[0]
+        answer = await self.batcher.submit(record, picture)  # shares a model call with concurrent requests
         return answer if answer["ok"] else _invalid(answer["errors"])
 
     @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=64, max_latency_ms=120_000)
@@ -153,5 +163,6 @@ Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_
                               paths=("/predict",))
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch",), field="items")
 # BentoML downloads a text value given for a file parameter (SSRF): only real uploads may reach /predict.
-Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",))
+Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",),
+                              known=tuple(Trialcast.apis["predict"].input_spec.model_fields))
 Trialcast.add_asgi_middleware(JsonOnly, paths=("/predict_batch",), field="items")

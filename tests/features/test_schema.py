@@ -147,12 +147,12 @@ def test_nan_is_an_empty_cell_in_a_table_and_a_bad_number_in_a_request() -> None
 
 
 # ---------------------------------------------------------------- plausible values (issue 14)
-import pytest as _pytest  # noqa: E402
+import pytest as _pytest
 
-from features.schema import FieldError as _FieldError  # noqa: E402
-from features.schema import check_date as _check_date  # noqa: E402
-from features.schema import check_price as _check_price  # noqa: E402
-from features.schema import check_text as _check_text  # noqa: E402
+from features.schema import FieldError as _FieldError
+from features.schema import check_date as _check_date
+from features.schema import check_price as _check_price
+from features.schema import check_text as _check_text
 
 
 @_pytest.mark.parametrize("value", [1e308, 1e-320, 0.001, 1_000_001, "1e308"])

@@ -42,9 +42,8 @@ def avif() -> bytes:
 
 def test_the_dds_really_breaks_pillow() -> None:
     """The control: without the allow-list this file raises NotImplementedError inside Pillow."""
-    with pytest.raises(NotImplementedError):
-        with Image.open(io.BytesIO(dds_with_unknown_pixel_format())) as image:
-            image.load()
+    with pytest.raises(NotImplementedError), Image.open(io.BytesIO(dds_with_unknown_pixel_format())) as image:
+        image.load()
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +178,7 @@ def test_batch_refuses_numeric_dates_and_huge_prices_per_item(url: str, picture:
 
 
 def test_lone_surrogate_in_json_is_refused_not_500(url: str) -> None:
-    body = '{"items": [{"title": "a\\ud800b", "cost_price": 10}]}'.encode()
+    body = b'{"items": [{"title": "a\\ud800b", "cost_price": 10}]}'
     response = httpx.post(url + "/predict_batch", content=body, headers={"content-type": "application/json"},
                           timeout=TIMEOUT)
     refused(response, 400, "body", "json")
@@ -233,3 +232,55 @@ def test_a_field_given_twice_is_400(url: str, picture: bytes) -> None:
     response = httpx.post(url + "/predict", data=FIELDS, timeout=TIMEOUT,
                           files=[("image", ("p.png", picture, "image/png")), ("launch_date", (None, "2025-09-01"))])
     refused(response, 400, "launch_date", "more than once")
+
+
+# ---------------------------------------------------------------- the batch tools: a bad picture is that row's error
+def _with_bad_pictures(sample, folder, rows: int = 4):
+    """The first candidates plus a DDS and an AVIF row, pictures beside them."""
+    (folder / "images").mkdir(parents=True)
+    frame = pd.read_csv(sample / "candidates.csv", dtype=str, keep_default_na=False).head(rows)
+    import shutil
+
+    for name in frame["image"]:
+        shutil.copy(sample / name, folder / name)
+    (folder / "images" / "bad.dds").write_bytes(dds_with_unknown_pixel_format())
+    (folder / "images" / "bad.avif").write_bytes(avif())
+    bad = [{**frame.iloc[0].to_dict(), "sku_id": "DDS", "image": "images/bad.dds"},
+           {**frame.iloc[0].to_dict(), "sku_id": "AVIF", "image": "images/bad.avif"}]
+    return pd.concat([frame.iloc[:2], pd.DataFrame(bad), frame.iloc[2:]], ignore_index=True)
+
+
+def test_score_turns_a_bad_picture_into_that_rows_error(server: dict, cli, tmp_path) -> None:
+    """``trialcast score`` crashed on the DDS (traceback, no output; a rerun crashed on the same chunk)."""
+    frame = _with_bad_pictures(server["sample"], tmp_path / "batch")
+    path = tmp_path / "batch" / "candidates.csv"
+    frame.to_csv(path, index=False)
+    cli.run_score(path, tmp_path / "scores.csv", 2)
+    scores = pd.read_csv(tmp_path / "scores.csv", dtype={"error": str})
+    assert scores["sku_id"].tolist() == frame["sku_id"].tolist()  # no row lost, in order
+    errors = dict(zip(scores["sku_id"], scores["error"]))
+    assert "image" in errors["DDS"] and "not a picture" in errors["DDS"]
+    assert "image" in errors["AVIF"] and "not a picture" in errors["AVIF"]
+    good = scores[~scores["sku_id"].isin(["DDS", "AVIF"])]
+    assert good["error"].isna().all() and good["decision"].notna().all()
+
+
+def test_embed_names_the_row_with_a_bad_picture(server: dict, cli, tmp_path) -> None:
+    """``trialcast embed`` crashed with a traceback; now the catalogue check names row and field."""
+    import subprocess
+
+    history = pd.read_parquet(server["sample"] / "catalogue.parquet").head(4)
+    folder = tmp_path / "history"
+    (folder / "images").mkdir(parents=True)
+    import shutil
+
+    for name in history["image"]:
+        shutil.copy(server["sample"] / name, folder / name)
+    (folder / "images" / "bad.dds").write_bytes(dds_with_unknown_pixel_format())
+    history.loc[2, "image"] = "images/bad.dds"
+    history.to_parquet(folder / "catalogue.parquet")
+    done = subprocess.run(cli.command("embed", str(folder / "catalogue.parquet")), env=cli.env,
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 2, (done.stdout[-1000:], done.stderr[-2000:])
+    assert "Traceback" not in done.stderr
+    assert "image" in done.stderr and "not a picture" in done.stderr, done.stderr[-1000:]
