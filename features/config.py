@@ -106,6 +106,14 @@ class Settings(ModelSettings, BaseSettings):
     max_image_pixels: int = Field(40_000_000, description="Decompression-bomb guard.")
     max_text_chars: int = Field(5_000, description="Longest accepted title + description.")
 
+    # Who may call the service (serving.limits.Exposure).
+    api_token: str | None = Field(None, description="If set, every API call needs it (Authorization: Bearer, "
+                                  "or the cookie the /login page sets); /healthz, /livez, /readyz stay open.")
+    max_queue: int = Field(128, ge=1, description="Requests on /predict and /predict_batch at once (running or "
+                           "queued); one more gets 503 with Retry-After (serving.limits.QueueBound).")
+    allowed_hosts: str = Field("127.0.0.1,localhost,::1", description="Comma-separated names the Host header "
+                               "may carry (DNS-rebinding guard); add the name clients use when not on loopback.")
+
     # MLflow.
     tracking_uri: str | None = Field(None, description="Defaults to SQLite under home.")
     model_name: str = "trialcast"

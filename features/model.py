@@ -238,9 +238,12 @@ def find_version(settings: Settings, alias: str = "champion") -> Any:
     experiment, run or store is created (a missing SQLite store stays missing)."""
     from mlflow.exceptions import MlflowException
 
+    from features.store import relocate
+
     uri = tracking_uri(settings)
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise ModelNotFound(f"no model registry at {uri}; train a model: `{RETRAIN}`")
+    relocate(settings)  # a moved or copied home reads its own artifacts
     try:
         return _client(settings).get_model_version_by_alias(settings.model_name, alias)
     except MlflowException as error:

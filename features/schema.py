@@ -28,9 +28,10 @@ every stand-in value has been seen in training with the outcome it had.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any
 
 import numpy as np
@@ -58,6 +59,15 @@ ABSENT: dict[str, str] = {
 MASKED = ("list_price", "category", "channel", "description")
 DEFAULT_MAX_TEXT = 5_000
 MAX_NAME = 200
+# Plausible values (README "Catalogue contract"): a unit price outside [MIN_PRICE, MAX_PRICE] is a
+# typo or an attack, never a garment, and the break-even arithmetic overflows or divides by ~0 on it
+# (a cost of 1e308 once came back GO with a break-even of 0 units).
+MIN_PRICE = 0.01
+MAX_PRICE = 1_000_000.0
+# Launch dates: ISO dates (YYYY-MM-DD) in this window. A number is refused rather than read as
+# nanoseconds since 1970 (20250702 used to become 1970-01-01), and years like 1 or 9999 are typos.
+FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2099, 12, 31)
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
 
 
 class FieldError(ValueError):
@@ -77,7 +87,8 @@ def is_blank(value: Any) -> bool:
 
 
 def check_price(column: str, value: Any, *, required: bool) -> float:
-    """A price must be a finite positive number; absent only where the schema allows it."""
+    """A price must be a finite positive number within [MIN_PRICE, MAX_PRICE]; absent only where
+    the schema allows it."""
     if is_blank(value):
         if required:
             raise FieldError(column, "is missing")
@@ -85,6 +96,8 @@ def check_price(column: str, value: Any, *, required: bool) -> float:
     number = _finite_number(column, value)
     if number <= 0:
         raise FieldError(column, f"must be positive, got {number:g}")
+    if not MIN_PRICE <= number <= MAX_PRICE:
+        raise FieldError(column, f"must be between {MIN_PRICE:g} and {MAX_PRICE:,.0f}, got {number:g}")
     return number
 
 
@@ -112,22 +125,51 @@ def check_text(column: str, value: Any, *, max_chars: int, required: bool) -> st
         return ""
     if not isinstance(value, str):
         raise FieldError(column, f"must be text, got {type(value).__name__}")
+    _encodable(column, value)
     text = value.strip()
     if len(text) > max_chars:
         raise FieldError(column, f"is {len(text):,} characters, over the limit of {max_chars:,}")
     return text
 
 
+def _encodable(column: str, text: str) -> None:
+    """Text that UTF-8 cannot carry (a lone surrogate, e.g. from a JSON ``\\ud800``) or that holds
+    NUL would fail later, in the encoder, the log or the answer: refuse it here, by name."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise FieldError(column, f"holds a character that is not valid Unicode text (position {error.start})") from None
+    if "\x00" in text:
+        raise FieldError(column, f"holds a NUL character (position {text.index(chr(0))})")
+
+
 def check_date(column: str, value: Any) -> pd.Timestamp:
+    """An ISO date (YYYY-MM-DD, a time part allowed) or a date object, within [FIRST_DATE, LAST_DATE]."""
     if is_blank(value):
         raise FieldError(column, "is missing")
+    shown = str(value)[:40]
+    if isinstance(value, str):
+        _encodable(column, value)
+        if not ISO_DATE.fullmatch(value.strip()):
+            raise FieldError(column, f"is not a date (YYYY-MM-DD), got {shown!r}")
+        try:
+            day = date.fromisoformat(value.strip()[:10])  # before pandas, whose range ends at 2262
+        except ValueError:
+            raise FieldError(column, f"is not a date (YYYY-MM-DD), got {shown!r}") from None
+        if not FIRST_DATE <= day <= LAST_DATE:
+            raise FieldError(column, f"must be between {FIRST_DATE} and {LAST_DATE}, got {day}")
+    elif not isinstance(value, (date, datetime, pd.Timestamp, np.datetime64)):
+        raise FieldError(column, f"is not a date (YYYY-MM-DD, as text), got {type(value).__name__} {shown!r}")
     try:
-        stamp = pd.Timestamp(value)
+        stamp = pd.Timestamp(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError, OverflowError):
-        raise FieldError(column, f"is not a date (YYYY-MM-DD), got {str(value)[:40]!r}") from None
+        raise FieldError(column, f"is not a date (YYYY-MM-DD), got {shown!r}") from None
     if pd.isna(stamp):
         raise FieldError(column, "is missing")
-    return stamp.tz_localize(None).normalize() if stamp.tzinfo else stamp.normalize()
+    stamp = stamp.tz_localize(None).normalize() if stamp.tzinfo else stamp.normalize()
+    if not FIRST_DATE <= stamp.date() <= LAST_DATE:
+        raise FieldError(column, f"must be between {FIRST_DATE} and {LAST_DATE}, got {stamp.date()}")
+    return stamp
 
 
 def check_sales(column: str, value: Any) -> float:
@@ -186,14 +228,23 @@ def _date(required: bool) -> BeforeValidator:
     return _as_pydantic(check)
 
 
-Title = Annotated[str, _text(True), Field(json_schema_extra={"minLength": 1, "maxLength": DEFAULT_MAX_TEXT})]
-OptionalText = Annotated[str | None, _text(False), Field(json_schema_extra={"maxLength": DEFAULT_MAX_TEXT})]
-Name = Annotated[str, _text(True, name=True), Field(json_schema_extra={"maxLength": MAX_NAME})]
-OptionalName = Annotated[str | None, _text(False, name=True), Field(json_schema_extra={"maxLength": MAX_NAME})]
-Price = Annotated[float, _price(True), Field(json_schema_extra={"exclusiveMinimum": 0})]
-OptionalPrice = Annotated[float | None, _price(False), Field(json_schema_extra={"exclusiveMinimum": 0})]
+NO_NUL = "^[^\u0000]*$"  # the schema's statement of ``_encodable`` (lone surrogates cannot be said in a pattern)
+Title = Annotated[str, _text(True), Field(json_schema_extra={"minLength": 1, "maxLength": DEFAULT_MAX_TEXT,
+                                                             "pattern": NO_NUL})]
+OptionalText = Annotated[str | None, _text(False), Field(json_schema_extra={"maxLength": DEFAULT_MAX_TEXT,
+                                                                            "pattern": NO_NUL})]
+Name = Annotated[str, _text(True, name=True), Field(json_schema_extra={"maxLength": MAX_NAME, "pattern": NO_NUL})]
+OptionalName = Annotated[str | None, _text(False, name=True), Field(json_schema_extra={"maxLength": MAX_NAME,
+                                                                                      "pattern": NO_NUL})]
+# JSON-schema bounds that OpenAPI 3.0 and 3.1 read alike (no numeric exclusiveMinimum).
+_PRICE_SCHEMA = {"minimum": MIN_PRICE, "maximum": MAX_PRICE}
+Price = Annotated[float, _price(True), Field(json_schema_extra=_PRICE_SCHEMA)]
+OptionalPrice = Annotated[float | None, _price(False), Field(json_schema_extra=_PRICE_SCHEMA)]
 LaunchDate = Annotated[date, _date(True)]
-OptionalDate = Annotated[date | None, _date(False), Field(json_schema_extra={"format": "date"})]
+# The window as the schema can say it (years 20xx): keep in step with FIRST_DATE / LAST_DATE.
+DATE_PATTERN = "^20[0-9]{2}-[0-9]{2}-[0-9]{2}"
+assert (FIRST_DATE.year, LAST_DATE.year) == (2000, 2099), "DATE_PATTERN states this window"
+OptionalDate = Annotated[date | None, _date(False), Field(json_schema_extra={"format": "date", "pattern": DATE_PATTERN})]
 
 
 def _ids(value: Any) -> tuple[str, ...]:

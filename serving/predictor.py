@@ -7,6 +7,7 @@ field errors and never stops the others. Good records go through the model's fea
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,8 @@ from features.model import Model
 from features.quantity import newsvendor
 from features.schema import Sku, validate
 from serving.forecast_log import ForecastLog
+
+_log = logging.getLogger("trialcast.serving")
 
 
 @dataclass
@@ -158,12 +161,84 @@ class Predictor:
                 answers[i] = {"sku_id": record.get("sku_id"), "ok": False,
                               "errors": [{"field": p.field, "reason": p.reason} for p in error.problems]}
         if good:
-            frame = pd.DataFrame(clean_rows)
-            frame["image"] = None
-            frame["image_path"] = None
-            forecasts = self.bundle.forecast(frame, self.settings, images=good_images, show=self.settings.analog_show)
-            for i, row, forecast in zip(good, clean_rows, forecasts):
-                answers[i] = self._answer(row, forecast)
-            if to_log:
-                self.log.record(clean_rows, good_images, [answers[i] for i in good])  # type: ignore[misc]
+            done = self._forecast_each(good, clean_rows, good_images, answers)
+            if to_log and done:
+                self.log.record([clean_rows[k] for k in done], [good_images[k] for k in done],
+                                [answers[good[k]] for k in done])  # type: ignore[misc]
         return answers  # type: ignore[return-value]
+
+    def _forecast(self, rows: list[dict[str, Any]], images: list[bytes | None]) -> list[dict[str, Any]]:
+        frame = pd.DataFrame(rows)
+        frame["image"] = None
+        frame["image_path"] = None
+        forecasts = self.bundle.forecast(frame, self.settings, images=images, show=self.settings.analog_show)
+        return [self._answer(row, forecast) for row, forecast in zip(rows, forecasts)]
+
+    def _forecast_each(self, good: list[int], rows: list[dict[str, Any]], images: list[bytes | None],
+                       answers: list[dict[str, Any] | None]) -> list[int]:
+        """Forecast the checked rows together; if that fails, row by row, so that a row the model
+        cannot forecast is that row's ``ok: false`` and never its neighbours' (adaptive batching
+        merges different clients' items). Returns the positions (in ``rows``) that were answered."""
+        try:
+            for i, answer in zip(good, self._forecast(rows, images)):
+                answers[i] = answer
+            return list(range(len(rows)))
+        except Exception as error:  # noqa: BLE001 - isolate the row at fault below
+            _log.info("a batch of %d failed together (%s); forecasting row by row", len(rows), type(error).__name__)
+        done = []
+        for k, (i, row, image) in enumerate(zip(good, rows, images)):
+            try:
+                answers[i] = self._forecast([row], [image])[0]
+                done.append(k)
+            except Exception as error:  # noqa: BLE001 - this row only
+                _log.warning("sku %r could not be forecast: %s: %s", row.get("sku_id"), type(error).__name__, error)
+                answers[i] = {"sku_id": row.get("sku_id"), "ok": False, "errors": [
+                    {"field": "record", "reason": f"could not be forecast ({type(error).__name__})"}]}
+        return done
+
+
+class Batcher:
+    """Concurrent single-SKU requests share one model call: the encoders and the feature path run
+    ~2x faster on a batch of 16 than on 16 single SKUs (measured on the sample champion), and with
+    one worker a request otherwise waits for every request ahead of it, one at a time.
+
+    ``submit`` queues one record; one task takes whatever is queued (after ``window`` seconds, so
+    that arrivals of the same moment join; at most ``max_items``) and answers them in one
+    ``Predictor.predict`` call in a thread, while the next batch gathers. A record that fails is
+    that record's ``ok: false`` (``Predictor.predict`` isolates it), never its batch-mates'."""
+
+    def __init__(self, predictor: Predictor, max_items: int = 32, window: float = 0.005):
+        self.predictor, self.max_items, self.window = predictor, max_items, window
+        self._queue: Any = None
+        self._task: Any = None
+
+    async def submit(self, record: dict[str, Any], image: bytes | None) -> dict[str, Any]:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._task = loop.create_task(self._run())
+        future = loop.create_future()
+        await self._queue.put((record, image, future))
+        return await future
+
+    async def _run(self) -> None:
+        import asyncio
+
+        while True:
+            items = [await self._queue.get()]
+            await asyncio.sleep(self.window)
+            while len(items) < self.max_items and not self._queue.empty():
+                items.append(self._queue.get_nowait())
+            try:
+                answers = await asyncio.to_thread(self.predictor.predict, [i[0] for i in items], [i[1] for i in items])
+            except Exception as error:  # noqa: BLE001 - e.g. the forecast log's database: fail these, keep serving
+                _log.exception("a batch of %d single requests failed", len(items))
+                for _, _, future in items:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, _, future), answer in zip(items, answers):
+                if not future.done():
+                    future.set_result(answer)

@@ -1,6 +1,7 @@
 """The trialcast BentoML service: the registry's champion answers GO / REVIEW / NO_GO.
 
-Start with ``trialcast serve`` (or ``bentoml serve serving.service:Trialcast``).
+Start with ``trialcast serve`` (or ``bentoml serve serving.service:Trialcast``); both bind
+127.0.0.1 unless told otherwise (``--host``), the service's own ``http.host`` below.
 """
 
 from __future__ import annotations
@@ -22,8 +23,18 @@ from features.config import get_settings
 from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalText, Price, Title
 from serving import web
 from serving.champion import load_champion
-from serving.limits import BodySizeLimit, FileFieldsOnly
+from serving.contract import Contract
+from serving.limits import (
+    BodySizeLimit,
+    ErrorShape,
+    Exposure,
+    FileFieldsOnly,
+    JsonOnly,
+    QueueBound,
+    quiet_refusals,
+)
 from serving.localise import Localise
+from serving.predictor import Batcher
 
 
 def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
@@ -60,7 +71,7 @@ def _warm_up(predictor: Any) -> str | None:
     return None
 
 
-@bentoml.service(workers=1, threads=2, traffic={"timeout": 120})
+@bentoml.service(workers=1, threads=2, traffic={"timeout": 120}, http={"host": "127.0.0.1"})
 @bentoml.asgi_app(web.app, path="/")
 class Trialcast:
     """Forecast a new SKU's first-7-day sales from its picture, copy and cost price."""
@@ -72,12 +83,13 @@ class Trialcast:
             self.predictor, message = None, problem
         web.state.predictor, web.state.message, web.state.settings = self.predictor, message, self.settings
         web.start_jobs()  # batch jobs left unfinished by a restart or a kill resume now
+        self.batcher = Batcher(self.predictor) if self.predictor is not None else None
 
     def __is_ready__(self) -> bool:
         return self.predictor is not None
 
     @bentoml.api(route="/predict")
-    def predict(
+    async def predict(
         self,
         image: Annotated[Path, Field(description="Product picture (JPEG, PNG, WebP).")],
         title: Annotated[Title, Field(description="Product title, Chinese and/or English.")],
@@ -105,10 +117,10 @@ class Trialcast:
         record = {"title": title, "description": description, "cost_price": cost_price, "category": category,
                   "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload",
                   "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs}
-        answer = self.predictor.predict([record], [picture])[0]
+        answer = await self.batcher.submit(record, picture)  # shares a model call with concurrent requests
         return answer if answer["ok"] else _invalid(answer["errors"])
 
-    @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=64, max_latency_ms=10_000)
+    @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=64, max_latency_ms=120_000)
     def predict_batch(self, items: list[dict[str, Any]]) -> list[dict]:
         """Many SKUs as JSON: ``{"items": [{"sku_id", "title", "description", "cost_price", "list_price",
         "category", "launch_date", "channel", "image_base64"}, ...]}``. One answer per item, in order:
@@ -143,11 +155,19 @@ class Trialcast:
 # A JSON batch is read into memory whole: cap it too (64 items of 1 MB pictures fit, base64 and all).
 MAX_BATCH_BODY = 128 * 1024 * 1024
 
+# Outermost (Starlette runs the first-added user middleware first): who may call, and the headers.
+Trialcast.add_asgi_middleware(Exposure, token=get_settings().api_token, allowed_hosts=get_settings().allowed_hosts)
+Trialcast.add_asgi_middleware(ErrorShape)
+Trialcast.add_asgi_middleware(Contract)  # /docs.json: valid OpenAPI 3.0, every status and the error shape
+Trialcast.add_asgi_middleware(QueueBound, bound=get_settings().max_queue, paths=("/predict", "/predict_batch"))
+quiet_refusals()
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_bytes + 512 * 1024,
                               paths=("/predict",))
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch",), field="items")
 # BentoML downloads a text value given for a file parameter (SSRF): only real uploads may reach /predict.
-Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",))
+Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",),
+                              known=tuple(Trialcast.apis["predict"].input_spec.model_fields))
+Trialcast.add_asgi_middleware(JsonOnly, paths=("/predict_batch",), field="items")
 # The page's batch upload: the whole request (table + pictures) is bounded before it is parsed.
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().batch_max_upload_bytes, paths=("/batch",),
                               field="candidates")

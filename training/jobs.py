@@ -1,7 +1,9 @@
 """The jobs the CLI and MLproject run: train (and retrain), evaluate, promote.
 
-A killed job leaves the registry as it was: everything is computed and logged first, and the
-registry (a version, then an alias) is written last.
+A killed job leaves the registry as it was, or recoverable: everything is computed and logged
+first, the registry (a version with its intended decision, then the alias, then the decision) is
+written last, and every train / retrain starts by finishing what a killed one left
+(``registry.recover``: runs left RUNNING closed as FAILED, an undecided version decided).
 """
 
 from __future__ import annotations
@@ -123,6 +125,11 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
     in the forecast log join the history (``training.data.with_launches``): the snapshot then
     changes as launches complete, so a retrain is a no-op only when nothing new has sold."""
     client = registry.connect(settings)
+    recovered = registry.recover(client, settings)
+    for run_id in recovered["closed_runs"]:
+        echo(f"closed run {run_id} as FAILED: the process that ran it was killed")
+    for version, alias, reason in recovered["decided"]:
+        echo(f"version {version} -> {alias}: {reason}")
     history = load_history(catalogue, settings, spec=DEFAULT_SPEC)
     joined = None
     if launches:

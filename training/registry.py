@@ -2,12 +2,18 @@
 
 Embedded by default (SQLite file + artifact folder under TRIALCAST_HOME); a server when
 ``MLFLOW_TRACKING_URI`` says so. Aliases only (``champion``, ``challenger``), no stages.
+
+Kill-safe: a version is registered with its intended decision as a tag (``intent``), then its
+alias moves, then ``decision`` is written. A process killed anywhere in between leaves a version
+without ``decision``; ``recover`` (run first by every train / retrain) applies its intent, and
+closes as FAILED the runs a killed process left RUNNING (each run carries its pid and host).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -23,6 +29,7 @@ from mlflow.models.model import ModelInfo
 import features
 from features.config import Settings, tracking_uri
 from features.model import ARTIFACT, Model
+from features.store import relocate
 from training import plots
 from training.gate import GateDecision
 from training.train import TrainResult
@@ -35,6 +42,7 @@ def connect(settings: Settings) -> MlflowClient:
     """Point MLflow at the store and make sure the experiment exists (artifacts under home)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     settings.home.mkdir(parents=True, exist_ok=True)
+    relocate(settings)  # a moved or copied home reads and writes its own artifacts
     uri = tracking_uri(settings)
     # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI to os.environ: left
     # there, the first home a process connected to would shadow every later one (tracking_uri
@@ -87,7 +95,7 @@ class LoggedRun:
 def log_run(result: TrainResult, model: Model, gate: GateDecision, fingerprint: str, settings: Settings,
             catalogue: str) -> LoggedRun:
     """One MLflow run: parameters, data fingerprint, code version, metrics, plots and the model."""
-    with mlflow.start_run() as run:
+    with mlflow.start_run(tags=run_owner()) as run:
         mlflow.log_params({**{k: (json.dumps(v) if isinstance(v, dict) else v) for k, v in result.params.items()},
                            "gate_metric": gate.metric, "gate_threshold": gate.threshold,
                            "gate_max_abs_bias": gate.max_abs_bias})
@@ -191,7 +199,6 @@ def register(client: MlflowClient, logged: LoggedRun, gate: GateDecision, settin
     on the launches ``champion_value`` was measured on; defaults to its holdout value).
     Returns (version, alias, reason)."""
     mine = gate.value if challenger_value is None else challenger_value
-    version = mlflow.register_model(logged.model_uri, settings.model_name, tags={**gate.as_tags(), **extra_tags})
     if not gate.passed:
         alias, reason = CHALLENGER, "refused by the gate: " + "; ".join(gate.reasons)
     elif champion_value is not None and mine > champion_value:
@@ -200,14 +207,109 @@ def register(client: MlflowClient, logged: LoggedRun, gate: GateDecision, settin
     else:
         alias, reason = CHAMPION, "passed the gate" + ("" if champion_value is None else
                                                        f" and {gate.metric} {mine:.4f} <= champion's {champion_value:.4f}")
-    client.set_model_version_tag(settings.model_name, version.version, "decision", f"{alias}: {reason}")
-    client.set_registered_model_alias(settings.model_name, alias, version.version)
+    # One recoverable step: the intent is stored with the version itself, so a kill after this
+    # line is finished by ``recover`` on the next run instead of leaving an undecided version.
+    intent = json.dumps({"alias": alias, "reason": reason})
+    version = mlflow.register_model(logged.model_uri, settings.model_name,
+                                    tags={**gate.as_tags(), **extra_tags, INTENT: intent})
+    _decide(client, settings, str(version.version), alias, reason)
     return str(version.version), alias, reason
+
+
+INTENT = "intent"
+
+
+def _decide(client: MlflowClient, settings: Settings, version: str, alias: str, reason: str) -> None:
+    client.set_registered_model_alias(settings.model_name, alias, version)
+    client.set_model_version_tag(settings.model_name, version, "decision", f"{alias}: {reason}")
+
+
+def run_owner() -> dict[str, str]:
+    """Tags naming the process that owns a run, so a later run can tell a killed one from a live one."""
+    return {"trialcast.pid": str(os.getpid()), "trialcast.host": socket.gethostname()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child its parent has not reaped yet is a zombie: dead for our purpose
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def close_dead_runs(client: MlflowClient, settings: Settings) -> list[str]:
+    """Runs left RUNNING by a process of this host that no longer exists, closed as FAILED."""
+    experiment = client.get_experiment_by_name(settings.experiment)
+    if experiment is None:
+        return []
+    closed = []
+    for run in client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=1000):
+        tags = run.data.tags
+        pid, host = tags.get("trialcast.pid"), tags.get("trialcast.host")
+        if (run.info.run_id == os.environ.get("MLFLOW_RUN_ID") or not pid or not pid.isdigit()
+                or host != socket.gethostname() or _alive(int(pid))):
+            continue
+        client.set_tag(run.info.run_id, "trialcast.closed", f"process {pid} ended without closing the run (killed)")
+        client.set_terminated(run.info.run_id, "FAILED")
+        closed.append(run.info.run_id)
+    return closed
+
+
+def decide_pending(client: MlflowClient, settings: Settings) -> list[tuple[str, str, str]]:
+    """Versions registered but never decided (a kill between registration and the decision) get
+    the decision they were registered with; a champion moved since then keeps its place."""
+    try:
+        versions = client.search_model_versions(f"name = '{settings.model_name}'")
+    except MlflowException:
+        return []
+    decided = []
+    for mv in sorted(versions, key=lambda v: int(v.version)):
+        if mv.tags.get("decision") or INTENT not in mv.tags:
+            continue
+        intent = json.loads(mv.tags[INTENT])
+        alias, reason = intent["alias"], intent["reason"]
+        current = champion(client, settings)
+        if alias == CHAMPION and current is not None and int(current.version) > int(mv.version):
+            alias, reason = CHALLENGER, f"{reason}; but version {current.version} became champion meanwhile"
+        holder = _alias_holder(client, settings, alias)
+        if holder == str(mv.version) or alias == CHAMPION or holder is None or int(holder) < int(mv.version):
+            client.set_registered_model_alias(settings.model_name, alias, mv.version)
+        reason += " (decided by the next run: the run that registered it was killed)"
+        client.set_model_version_tag(settings.model_name, mv.version, "decision", f"{alias}: {reason}")
+        decided.append((str(mv.version), alias, reason))
+    return decided
+
+
+def _alias_holder(client: MlflowClient, settings: Settings, alias: str) -> str | None:
+    try:
+        return str(client.get_model_version_by_alias(settings.model_name, alias).version)
+    except MlflowException:
+        return None
+
+
+def recover(client: MlflowClient, settings: Settings) -> dict[str, list]:
+    """What a killed job left half-done, finished: dead runs closed, undecided versions decided."""
+    return {"closed_runs": close_dead_runs(client, settings), "decided": decide_pending(client, settings)}
+
+
+def pending(client: MlflowClient, settings: Settings) -> list[str]:
+    """Versions registered without a decision (the next train / retrain decides them)."""
+    try:
+        versions = client.search_model_versions(f"name = '{settings.model_name}'")
+    except MlflowException:
+        return []
+    return sorted((str(v.version) for v in versions if not v.tags.get("decision")), key=int)
 
 
 def status(client: MlflowClient, settings: Settings) -> dict[str, Any]:
     """The registry's state for people and scripts: champion, gate, holdout and baseline metrics."""
-    out: dict[str, Any] = {"model_name": settings.model_name, "tracking_uri": tracking_uri(settings)}
+    out: dict[str, Any] = {"model_name": settings.model_name, "tracking_uri": tracking_uri(settings),
+                           "undecided": pending(client, settings)}
     for alias in (CHAMPION, CHALLENGER):
         try:
             mv = client.get_model_version_by_alias(settings.model_name, alias)

@@ -135,6 +135,8 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
         _dump(state)
         return
     champ = state.get("champion")
+    if state.get("undecided"):  # a killed run registered them; the next train / retrain decides
+        typer.echo(f"undecided versions {', '.join(state['undecided'])}: the next train / retrain decides them")
     if not champ:
         typer.echo("no champion yet: run `trialcast train CATALOGUE`")
         return

@@ -144,3 +144,49 @@ def test_nan_is_an_empty_cell_in_a_table_and_a_bad_number_in_a_request() -> None
     assert problems(Sku, {**GOOD, "cost_price": float("nan")}, {"table": True}) == {"cost_price": "is missing"}
     assert "finite" in problems(Sku, {**GOOD, "cost_price": float("nan")})["cost_price"]
     assert problems(Sku, {**GOOD, "list_price": float("nan")}, {"table": True}) == {}
+
+
+# ---------------------------------------------------------------- plausible values (issue 14)
+import pytest as _pytest
+
+from features.schema import FieldError as _FieldError
+from features.schema import check_date as _check_date
+from features.schema import check_price as _check_price
+from features.schema import check_text as _check_text
+
+
+@_pytest.mark.parametrize("value", [1e308, 1e-320, 0.001, 1_000_001, "1e308"])
+def test_prices_outside_the_documented_bounds_are_refused(value) -> None:
+    with _pytest.raises(_FieldError, match="between 0.01 and 1,000,000"):
+        _check_price("cost_price", value, required=True)
+
+
+@_pytest.mark.parametrize("value", [0.01, 45, 1_000_000])
+def test_prices_inside_the_bounds_pass(value) -> None:
+    assert _check_price("cost_price", value, required=True) == float(value)
+
+
+@_pytest.mark.parametrize("value,words", [(20250702, "not a date"), (20250702.0, "not a date"), (True, "not a date"),
+                                          ("20250702", "not a date"), ("0001-01-01", "between"),
+                                          ("9999-12-31", "between"), ("1999-12-31", "between"),
+                                          ("2025-07-02junk", "not a date")])
+def test_launch_dates_are_iso_dates_within_the_window(value, words) -> None:
+    with _pytest.raises(_FieldError, match=words):
+        _check_date("launch_date", value)
+
+
+def test_iso_dates_and_date_objects_pass() -> None:
+    import datetime
+
+    import pandas as pd
+
+    assert str(_check_date("d", "2025-07-02").date()) == "2025-07-02"
+    assert str(_check_date("d", "2025-07-02T23:00:00").date()) == "2025-07-02"
+    assert str(_check_date("d", datetime.date(2025, 7, 2)).date()) == "2025-07-02"
+    assert str(_check_date("d", pd.Timestamp("2025-07-02")).date()) == "2025-07-02"
+
+
+@_pytest.mark.parametrize("text", ["lone \ud800 surrogate", "nul \x00 inside"])
+def test_text_that_cannot_be_encoded_is_refused_by_name(text: str) -> None:
+    with _pytest.raises(_FieldError, match="title"):
+        _check_text("title", text, max_chars=100, required=True)

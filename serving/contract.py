@@ -1,0 +1,137 @@
+"""The served OpenAPI document, made true to its version and to the service's answers.
+
+BentoML and FastAPI emit JSON Schema 2020-12 inside an ``openapi: 3.0.2`` document (``anyOf`` with
+``type: null``, ``contentMediaType``, ``type: file``, numeric ``exclusiveMinimum``), which
+spec-driven tools refuse, and they document neither the service's one error shape nor most of
+its statuses. ``openapi_30`` rewrites the schemas to OpenAPI 3.0 (the same meaning), and
+``document_errors`` adds the ``Error`` schema and every status each operation can answer.
+``Contract`` serves the result at ``/docs.json`` (the document Swagger at ``/docs`` reads).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import typing as t
+
+ERROR = {
+    "type": "object", "required": ["error", "detail"],
+    "description": "The one error shape: `error` is 'field: reason; ...', `detail` one entry per field.",
+    "properties": {
+        "error": {"type": "string"},
+        "detail": {"type": "array", "items": {
+            "type": "object", "required": ["loc", "msg", "type"],
+            "properties": {"loc": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+                           "msg": {"type": "string"}, "type": {"type": "string"}}}},
+    },
+}
+STATUSES = {
+    "400": "Bad input: malformed body or form, a part without a name, a bad value, or a Host header "
+           "that is not one of the configured names",
+    "401": "An API token is configured and the request carries none, or a wrong one",
+    "403": "A cross-site state-changing request (Sec-Fetch-Site / Origin)",
+    "404": "No such resource",
+    "413": "The upload is over a size limit, or the form has too many parts",
+    "415": "Wrong content type (e.g. /predict takes multipart/form-data only)",
+    "422": "The request is well-formed but a field is unusable (the field and the reason are named)",
+    "500": "An unexpected error (the server log has the details)",
+    "503": "Not ready (no gated champion loaded), or over the stated queue bound (then with Retry-After)",
+}
+READ = ("400", "401", "404", "500", "503")
+WRITE = (*READ, "403", "413", "415", "422")
+
+
+def openapi_30(node: t.Any) -> t.Any:
+    """A copy of ``node`` with JSON Schema 2020-12 constructs written the OpenAPI 3.0 way."""
+    if isinstance(node, list):
+        return [openapi_30(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: openapi_30(v) for k, v in node.items()}
+    for key in ("anyOf", "oneOf"):
+        if isinstance(out.get(key), list):
+            options = [o for o in out[key] if o != {"type": "null"}]
+            if len(options) < len(out[key]):
+                out["nullable"] = True
+            if len(options) == 1:
+                del out[key]
+                out = {**options[0], **out}
+            else:
+                out[key] = options
+    if isinstance(out.get("type"), list):
+        kinds = [k for k in out["type"] if k != "null"]
+        out["nullable"] = out.get("nullable") or len(kinds) < len(out["type"])
+        out["type"] = kinds[0] if kinds else "string"
+    if out.get("type") == "file" or "contentMediaType" in out:
+        out.pop("contentMediaType", None)
+        out.update(type="string", format="binary")
+    for bound, plain in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+        if isinstance(out.get(bound), (int, float)) and not isinstance(out[bound], bool):
+            out[plain], out[bound] = out[bound], True
+    if "const" in out:
+        out["enum"] = [out.pop("const")]
+    if isinstance(out.get("examples"), list) and "type" in out:
+        examples = out.pop("examples")
+        if examples:
+            out["example"] = examples[0]
+    if "default" in out and out["default"] is None:
+        out["nullable"] = True
+    return out
+
+
+def document_errors(doc: dict) -> dict:
+    """Every operation documents each status it can answer, all with the one ``Error`` body."""
+    doc.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR
+    body = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in doc.get("paths", {}).items():
+        for method, operation in operations.items():
+            if not isinstance(operation, dict) or "responses" not in operation:
+                continue
+            statuses = WRITE if method in ("post", "put", "patch", "delete") else READ
+            if path in ("/healthz", "/livez", "/readyz"):
+                statuses = ("400", "503") if path == "/readyz" else ("400",)
+            schema = (operation.get("requestBody") or {}).get("content", {})
+            if any(media.get("schema", {}).get("required") for media in schema.values()):
+                operation["requestBody"]["required"] = True  # a body without its required fields is a 400
+            responses = operation["responses"]
+            for status in statuses:
+                responses[status] = {"description": STATUSES[status], "content": copy.deepcopy(body)}
+                if status == "503":
+                    responses[status]["headers"] = {"Retry-After": {
+                        "description": "Seconds to wait, when the queue is full", "schema": {"type": "integer"}}}
+    return doc
+
+
+def contract(doc: dict) -> dict:
+    return document_errors(openapi_30(doc))
+
+
+class Contract:
+    """Serve ``/docs.json`` through ``contract`` (BentoML builds it; this corrects it)."""
+
+    def __init__(self, app: t.Any, path: str = "/docs.json"):
+        self.app, self.path = app, path
+
+    async def __call__(self, scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        if scope["type"] != "http" or scope.get("path") != self.path or scope.get("method") not in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        start: dict | None = None
+        chunks: list[bytes] = []
+
+        async def collect(msg: t.Any) -> None:
+            nonlocal start
+            if msg["type"] == "http.response.start":
+                start = msg
+                return
+            chunks.append(msg.get("body", b""))
+            if msg.get("more_body"):
+                return
+            body = b"".join(chunks)
+            if start is not None and start["status"] == 200:
+                body = json.dumps(contract(json.loads(body)), ensure_ascii=False).encode()
+            headers = [(k, v) for k, v in (start or {}).get("headers", []) if k.lower() != b"content-length"]
+            await send({**(start or {"type": "http.response.start", "status": 500}),
+                        "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body if scope["method"] == "GET" else b""})
+
+        await self.app(scope, receive, collect)
