@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from tqdm.auto import tqdm
 
 from features.catalogue import FieldError, read_table, resolve_image
 from serving.predictor import Predictor
+from serving.scale import use_ray
 
 CHUNK = 64
 # Every output has these columns after the input's, whatever failed, in this order.
@@ -91,12 +93,23 @@ def _fingerprint(path: Path, model_version: str | None) -> str:
 
 
 def _atomic_write(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     if path.suffix.lower() == ".csv":
         frame.to_csv(tmp, index=False, encoding="utf-8")
     else:
         frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
+
+
+def _part(parts: Path, start: int) -> Path:
+    return parts / f"{start:09d}.parquet"
+
+
+def write_chunk(raw: pd.DataFrame, start: int, rows: int, root: Path, predictor: Predictor, parts: Path) -> None:
+    """Score one chunk of the candidates and write it whole into ``parts`` (a rename: a killed
+    writer leaves no half chunk). What both the single-process and the Ray path run."""
+    scored = score_rows(raw.iloc[start : start + rows], root, predictor)
+    _atomic_write(scored.astype({c: "string" for c in _input_columns(raw).columns}), _part(parts, start))
 
 
 def score_file(
@@ -126,14 +139,19 @@ def score_file(
     manifest_path.write_text(json.dumps(manifest))
 
     starts = list(range(0, len(raw), chunk))
-    done_before = sum(1 for s in starts if (parts / f"{s:09d}.parquet").exists())
+    done_before = sum(1 for s in starts if _part(parts, s).exists())
+    missing = [(s, min(chunk, len(raw) - s)) for s in starts if not _part(parts, s).exists()]
+    engine = {"engine": "local"}
+    if missing and use_ray(predictor.settings, sum(n for _, n in missing)):
+        from serving.scale import score_chunks  # Ray only when asked for or worth it
+
+        done = score_chunks(candidates, parts, missing, predictor.settings, str(predictor.version))
+        engine = {"engine": "ray", "ray_chunks": len(done), "ray_workers_used": int(done["pid"].nunique())}
     bar = tqdm(total=len(raw), desc="scoring", unit="SKU", disable=not progress)
     for start in starts:
-        part = parts / f"{start:09d}.parquet"
         rows = min(chunk, len(raw) - start)
-        if not part.exists():
-            scored = score_rows(raw.iloc[start : start + rows], candidates.parent, predictor)
-            _atomic_write(scored.astype({c: "string" for c in _input_columns(raw).columns}), part)
+        if not _part(parts, start).exists():
+            write_chunk(raw, start, rows, candidates.parent, predictor, parts)
         bar.update(rows)
         if on_progress:
             on_progress(min(start + rows, len(raw)), len(raw))
@@ -146,4 +164,4 @@ def score_file(
     shutil.rmtree(parts, ignore_errors=True)
     failed = int(result["error"].notna().sum()) if "error" in result else 0
     return {"rows": len(result), "scored": len(result) - failed, "failed": failed,
-            "resumed_chunks": done_before, "out": str(out)}
+            "resumed_chunks": done_before, "out": str(out), **engine}
