@@ -55,3 +55,4 @@ lint: setup
 
 bench: setup
 	$(BIN)/python benchmarks/features_speed.py
+	$(BIN)/python -m benchmarks.laptop

@@ -87,6 +87,8 @@ def test_retraining_over_it_compares_with_its_recorded_number(old_home: dict) ->
 @pytest.mark.parametrize("command", [["evaluate", "catalogue.csv"], ["score", "candidates.csv", "--out", "x.csv"]])
 def test_the_cli_refuses_it_with_one_error_line(old_home: dict, command: list[str], tmp_path: Path) -> None:
     trialcast = str(Path(sys.executable).with_name("trialcast"))
+    # The input file exists (a missing one is reported before any model loads: tests/test_cli_startup.py).
+    (tmp_path / command[1]).write_text("sku_id\n")
     done = subprocess.run([trialcast, *command], env=old_home["env"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300, check=False)
     assert done.returncode == 2, done.stderr
