@@ -11,7 +11,7 @@ import json
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -135,6 +135,13 @@ class Settings(ModelSettings, BaseSettings):
     batch_workers: int = Field(1, ge=1, description="Batch jobs scored at once (the others wait in the queue).")
     batch_max_queued: int = Field(20, ge=0, description="Jobs that may wait; past that /batch answers 503.")
     batch_retention_days: float = Field(30.0, gt=0, description="Finished jobs (and their files) are kept this long.")
+    # Scale-out (serving/scale.py): batch scoring on Ray.
+    score_engine: Literal["auto", "local", "ray"] = Field(
+        "auto", description="Batch scoring: one process, Ray, or Ray from ray_min_rows rows up.")
+    ray_min_rows: int = Field(
+        5_000, ge=1, description="Rows from which 'auto' scores on Ray (benchmarks/scale_scoring.py measures it).")
+    ray_workers: int = Field(2, ge=1, description="Ray actors scoring at once (each loads the model once).")
+    ray_address: str | None = Field(None, description="An existing Ray cluster (RAY_ADDRESS wins); else Ray starts locally.")
 
     @property
     def cache_path(self) -> Path:

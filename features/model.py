@@ -272,6 +272,11 @@ def fetch_version(settings: Settings, model_version: Any) -> Path:
     return target
 
 
+def version_by_number(settings: Settings, number: str) -> Any:
+    """The registered model version ``number`` (an MLflow ``ModelVersion``), read only."""
+    return _client(settings).get_model_version(settings.model_name, str(number))
+
+
 def load_version(settings: Settings, model_version: Any) -> Model:
     """The ``Model`` of a registered version; ``ModelFormatError`` names the version."""
     folder = fetch_version(settings, model_version)

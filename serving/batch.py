@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from tqdm.auto import tqdm
 from features import spreadsheet
 from features.catalogue import FieldError, read_table, resolve_image
 from serving.predictor import Predictor
+from serving.scale import use_ray
 
 CHUNK = 64
 # Every output has these columns after the input's, whatever failed, in this order.
@@ -133,9 +135,21 @@ def _atomic_write(frame: pd.DataFrame, path: Path) -> None:
     if path.suffix.lower() in (".csv", ".xlsx"):  # a file people open in a spreadsheet
         spreadsheet.write(frame, path)
         return
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)
+
+
+def _part(parts: Path, start: int) -> Path:
+    return parts / f"{start:09d}.parquet"
+
+
+def write_chunk(raw: pd.DataFrame, start: int, rows: int, root: Path, predictor: Predictor, parts: Path,
+                index: dict[str, Path] | None = None) -> None:
+    """Score one chunk of the candidates and write it whole into ``parts`` (a rename: a killed
+    writer leaves no half chunk). What both the single-process and the Ray path run."""
+    scored = score_rows(raw.iloc[start : start + rows], root, predictor, index)
+    _atomic_write(scored.astype({c: "string" for c in _input_columns(raw).columns}), _part(parts, start))
 
 
 def score_file(
@@ -168,14 +182,20 @@ def score_file(
 
     index = picture_index(candidates.parent) if by_name else None
     starts = list(range(0, len(raw), chunk))
-    done_before = sum(1 for s in starts if (parts / f"{s:09d}.parquet").exists())
+    done_before = sum(1 for s in starts if _part(parts, s).exists())
+    missing = [(s, min(chunk, len(raw) - s)) for s in starts if not _part(parts, s).exists()]
+    engine = {"engine": "local"}
+    # The web page's jobs (pictures by name) stay in the service's process: Ray is for trialcast score.
+    if missing and not by_name and use_ray(predictor.settings, sum(n for _, n in missing)):
+        from serving.scale import score_chunks  # Ray only when asked for or worth it
+
+        done = score_chunks(candidates, parts, missing, predictor.settings, str(predictor.version))
+        engine = {"engine": "ray", "ray_chunks": len(done), "ray_workers_used": int(done["pid"].nunique())}
     bar = tqdm(total=len(raw), desc="scoring", unit="SKU", disable=not progress)
     for start in starts:
-        part = parts / f"{start:09d}.parquet"
         rows = min(chunk, len(raw) - start)
-        if not part.exists():
-            scored = score_rows(raw.iloc[start : start + rows], candidates.parent, predictor, index)
-            _atomic_write(scored.astype({c: "string" for c in _input_columns(raw).columns}), part)
+        if not _part(parts, start).exists():
+            write_chunk(raw, start, rows, candidates.parent, predictor, parts, index)
         bar.update(rows)
         if on_progress:
             on_progress(min(start + rows, len(raw)), len(raw))
@@ -188,4 +208,4 @@ def score_file(
     shutil.rmtree(parts, ignore_errors=True)
     failed = int(result["error"].notna().sum()) if "error" in result else 0
     return {"rows": len(result), "scored": len(result) - failed, "failed": failed,
-            "resumed_chunks": done_before, "out": str(out)}
+            "resumed_chunks": done_before, "out": str(out), **engine}

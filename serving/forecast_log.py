@@ -76,12 +76,16 @@ class ForecastLog:
             answer["forecast_id"] = uuid.uuid4().hex
             entries.append(entry(answer["forecast_id"], row, image, answer, self.version))
         try:
-            write_forecasts(open_ledger(self.settings), entries)
+            write_forecasts(open_ledger(self.settings), entries, images)
             keep_answers(self.settings, rows, answers)
         except Exception:
             log.exception("could not write %d forecasts to the log %s", len(entries), self.settings.ledger_url)
             for answer in answers:
                 answer["forecast_id"] = None
+
+    def refresh(self) -> None:
+        """Forget the cached live error: the next answer reads it from the log again."""
+        self._live = None
 
     def live(self) -> dict[str, Any] | None:
         """This version's live error (features.ledger.live), re-read at most every

@@ -116,7 +116,49 @@ def post_actuals(body: dict[str, Any] = Body(..., examples=[{"rows": [
         return JSONResponse({"error": f"{len(result['errors'])} problems; nothing stored", **result,
                              "detail": [{"loc": ["rows", e["row"], e["field"]], "msg": e["reason"],
                                          "type": "invalid_input"} for e in result["errors"]]}, status_code=422)
+    if state.predictor is not None:
+        state.predictor.log.refresh()  # the next answer reads the live error with these sales in
+    threading.Thread(target=_publish_live, args=(state.settings,), daemon=True).start()
     return JSONResponse(result)
+
+
+def _publish_live(settings: Settings) -> None:
+    """The live error to MLflow (features.ledger.monitor), off the request: MLflow being down must
+    not fail an upload of actuals, which is already stored."""
+    import logging
+
+    from features.ledger import open_ledger
+    from features.ledger.live import live_by_version
+    from features.ledger.monitor import publish_live
+
+    try:
+        publish_live(settings, live_by_version(open_ledger(settings), settings.gate_threshold,
+                                               settings.live_min_launches))
+    except Exception:  # logged; the next upload publishes again
+        logging.getLogger("trialcast.ledger").exception("could not publish the live error to MLflow")
+
+
+@app.get("/track", include_in_schema=False)
+def track_page() -> FileResponse:
+    return FileResponse(WEB_DIR / "track.html", media_type="text/html")
+
+
+@app.get("/launches", summary="Launched SKUs day by day against their forecast, and the live error per version")
+def launches() -> JSONResponse:
+    """``{"live": {version: live error}, "launches": [...]}``: each launched SKU with actuals, its
+    daily actual and forecast units, RESTOCK / SLOW / ON_TRACK and the updated 7-day forecast (the
+    rows of `trialcast track`)."""
+    from features.ledger import open_ledger
+    from features.ledger.live import live_by_version
+    from features.ledger.track import tracking
+
+    if state.settings is None:
+        return not_ready()
+    engine, s = open_ledger(state.settings), state.settings
+    return JSONResponse({"live": live_by_version(engine, s.gate_threshold, s.live_min_launches),
+                         "serving_version": None if state.predictor is None else str(state.predictor.version),
+                         "restock_threshold": s.restock_threshold,
+                         "launches": tracking(engine, s.restock_threshold)})
 
 
 @app.get("/analogs/{sku_id}.jpg", summary="Thumbnail of a past SKU shown as an analog",

@@ -339,6 +339,25 @@ def postgres_url():
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_url(request, tmp_path) -> str:
+    """The URL of an empty forecast log: a SQLite file, or a fresh database on the PostgreSQL server
+    (tests that take it run against both backends)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'forecasts.sqlite'}"
+    import uuid
+
+    import sqlalchemy as sa
+
+    base = request.getfixturevalue("postgres_url")
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f"CREATE DATABASE {name}"))
+    admin.dispose()
+    return base.rsplit("/", 1)[0] + f"/{name}"
+
+
 # ---------------------------------------------------------------- markers, applied automatically
 # Fixtures that need the 3,000-SKU sample, train a model or start a real server. A test that uses
 # one of them (directly or through another fixture: ``item.fixturenames`` is the whole closure) is

@@ -10,7 +10,13 @@ import numpy as np
 import pandas as pd
 
 from features.cache import EmbeddingCache
-from features.catalogue import DEFAULT_SPEC, Catalogue, CatalogueSpec, load_catalogue
+from features.catalogue import (
+    DEFAULT_SPEC,
+    Catalogue,
+    CatalogueSpec,
+    load_catalogue,
+    validate_frame,
+)
 from features.config import Settings
 from features.embed import Embeddings, embed_frame
 
@@ -59,6 +65,37 @@ def load_history(path: str | Path, settings: Settings, *, spec: CatalogueSpec = 
     )
     catalogue.frame = catalogue.frame.sort_values(["launch_date", "sku_id"], kind="stable").reset_index(drop=True)
     return catalogue
+
+
+def with_launches(catalogue: Catalogue, settings: Settings) -> tuple[Catalogue, dict]:
+    """The history plus every launched SKU whose first 7 days of actuals are in the forecast log
+    (``features.ledger.history``), checked by the same catalogue contract as the file. A SKU the
+    catalogue already holds keeps the catalogue's row (a person's file beats the log); a launch that
+    breaks the contract is left out and reported with its reason, never silently."""
+    from features.ledger import open_ledger
+    from features.ledger.history import history_rows
+
+    folder = settings.home / "launches"
+    raw, left_out = history_rows(open_ledger(settings), folder)
+    report = {"launches": len(raw) + len(left_out), "added": 0, "in_catalogue": 0, "left_out": left_out}
+    if raw.empty:
+        return catalogue, report
+    known = set(catalogue.frame["sku_id"].astype(str))
+    ours = raw["sku_id"].isin(known).to_numpy()
+    report["in_catalogue"] = int(ours.sum())
+    raw = raw[~ours].reset_index(drop=True)
+    frame, _ = validate_frame(raw.drop(columns="forecast_id"), folder, spec=catalogue.spec,
+                                     max_text_chars=settings.max_text_chars, max_image_bytes=settings.max_image_bytes,
+                                     max_image_pixels=settings.max_image_pixels)
+    bad = frame["row_error"].notna().to_numpy() if len(frame) else np.zeros(0, bool)
+    for number in np.flatnonzero(bad):
+        report["left_out"].append({"forecast_id": raw.loc[number, "forecast_id"], "sku_id": raw.loc[number, "sku_id"],
+                                   "reason": frame.loc[number, "row_error"]})
+    frame = frame[~bad].drop(columns="row_error").reindex(columns=catalogue.frame.columns)
+    report["added"] = len(frame)
+    merged = pd.concat([catalogue.frame, frame], ignore_index=True)
+    merged = merged.sort_values(["launch_date", "sku_id"], kind="stable").reset_index(drop=True)
+    return Catalogue(merged, catalogue.root, catalogue.spec), report
 
 
 def embed_catalogue(catalogue: Catalogue, settings: Settings, *, progress: bool = True) -> Dataset:

@@ -25,10 +25,17 @@ from features.model import (
     load_version,
 )
 from training import registry
-from training.data import Dataset, embed_catalogue, fingerprint, load_dataset, load_history
+from training.data import (
+    Dataset,
+    embed_catalogue,
+    fingerprint,
+    load_dataset,
+    load_history,
+    with_launches,
+)
 from training.evaluate import interval_metrics, point_metrics
-from training.gate import check_gate
-from training.train import train
+from training.gate import GateDecision, check_gate
+from training.train import TrainResult, train
 
 
 def config_hash(settings: Settings) -> str:
@@ -95,12 +102,35 @@ def _champion_value(settings: Settings, data: Dataset, holdout: pd.DataFrame, ta
     return recorded, challenger_value, f"champion v{version.version}'s recorded holdout value"
 
 
+def build_model(result: TrainResult, data: Dataset, settings: Settings, gate: GateDecision) -> Model:
+    """The servable model of a training run: the final fit, its encoders, the numbers serving shows
+    and decides with (gate, holdout, novelty floors, absence costs) and the past SKUs' thumbnails."""
+    thumbs = {sku: t for sku, path in zip(data.frame["sku_id"], data.frame["image_path"]) if (t := thumbnail(path))}
+    return Model(
+        result.final.pipeline, result.final.forecaster, settings.image_encoder, settings.text_encoder,
+        meta={"train_end": result.train_end, "trained_on": len(data.frame), "gate": gate.as_dict(),
+              "holdout": result.holdout_metrics, "baselines": result.baseline_metrics, "loss": result.loss,
+              "fingerprint": data.fingerprint, "novelty": result.floors.as_dict() if result.floors else None,
+              "absence": result.absence},
+        thumbnails=thumbs,
+    )
+
+
 def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = False, shuffle_target: bool = False,
-              progress: bool = True, echo=print) -> dict[str, Any]:
+              launches: bool = False, progress: bool = True, echo=print) -> dict[str, Any]:
     """Train, evaluate, gate, log and register. With ``retrain``, a snapshot already trained with
-    the same configuration is a no-op."""
+    the same configuration is a no-op. With ``launches``, the launched SKUs whose first 7 days are
+    in the forecast log join the history (``training.data.with_launches``): the snapshot then
+    changes as launches complete, so a retrain is a no-op only when nothing new has sold."""
     client = registry.connect(settings)
     history = load_history(catalogue, settings, spec=DEFAULT_SPEC)
+    joined = None
+    if launches:
+        history, joined = with_launches(history, settings)
+        echo(f"forecast log: {joined['added']} launched SKUs join the history ({joined['in_catalogue']} already "
+             f"in the catalogue, {len(joined['left_out'])} left out)")
+        for item in joined["left_out"]:
+            echo(f"  left out: {item['sku_id']} (forecast {item['forecast_id']}): {item['reason']}")
     snapshot, cfg = fingerprint(history), config_hash(settings)
     if retrain:  # decided before embedding: a no-op costs a catalogue check, not an embedding pass
         done = client.search_model_versions(
@@ -109,7 +139,7 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
         if done:
             v = max(done, key=lambda mv: int(mv.version))
             echo(f"no-op: snapshot {snapshot} was already trained as version {v.version} ({v.tags.get('decision')})")
-            return {"noop": True, "version": str(v.version), "fingerprint": snapshot}
+            return {"noop": True, "version": str(v.version), "fingerprint": snapshot, "launches": joined}
     data = embed_catalogue(history, settings, progress=progress)
     echo(f"catalogue {catalogue}: {len(data.frame)} SKUs, fingerprint {data.fingerprint}, "
          f"{data.embeddings.computed} new embeddings")
@@ -119,15 +149,7 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
                       settings.gate_min_go_precision, settings.gate_min_go_recall)
     champion_value, challenger_value, compared = _champion_value(
         settings, data, result.holdout, data.catalogue.spec.target, gate.value)
-    thumbs = {sku: t for sku, path in zip(data.frame["sku_id"], data.frame["image_path"]) if (t := thumbnail(path))}
-    model = Model(
-        result.final.pipeline, result.final.forecaster, settings.image_encoder, settings.text_encoder,
-        meta={"train_end": result.train_end, "trained_on": len(data.frame), "gate": gate.as_dict(),
-              "holdout": result.holdout_metrics, "baselines": result.baseline_metrics, "loss": result.loss,
-              "fingerprint": data.fingerprint, "novelty": result.floors.as_dict() if result.floors else None,
-              "absence": result.absence},
-        thumbnails=thumbs,
-    )
+    model = build_model(result, data, settings, gate)
     logged = registry.log_run(result, model, gate, data.fingerprint, settings, str(catalogue))
     tags = {"data_fingerprint": data.fingerprint, "config_hash": cfg, "compared_with": compared}
     version, alias, reason = registry.register(client, logged, gate, settings, champion_value, tags,
@@ -137,7 +159,7 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
         "gate": gate.as_dict(), "loss": result.loss, "loss_comparison": result.loss_comparison,
         "holdout": {k: v for k, v in result.holdout_metrics.items() if "category/" not in k},
         "baselines": {n: {k: v for k, v in m.items() if "category/" not in k} for n, m in result.baseline_metrics.items()},
-        "backtest": result.backtest, "fingerprint": data.fingerprint, "absence": result.absence,
+        "backtest": result.backtest, "fingerprint": data.fingerprint, "absence": result.absence, "launches": joined,
     }
     echo(f"version {version} -> {alias}: {reason}")
     return summary

@@ -65,11 +65,15 @@ def train_command(
 
 
 @app.command()
-def retrain(catalogue: Path = typer.Argument(..., help="A new catalogue snapshot.")) -> None:
-    """Scheduled retraining: embed only what is new, train, gate, promote; a no-op on a snapshot already trained."""
+def retrain(
+    catalogue: Path = typer.Argument(..., help="A new catalogue snapshot."),
+    launches: bool = typer.Option(True, help="Add the launched SKUs whose first 7 days are in the forecast log."),
+) -> None:
+    """Scheduled retraining: the catalogue plus the forecast log's complete launches; embed only what
+    is new, train, gate, promote; a no-op on a snapshot already trained."""
     from training.jobs import run_train
 
-    _dump(run_train(catalogue, _settings(), retrain=True, echo=typer.echo))
+    _dump(run_train(catalogue, _settings(), retrain=True, launches=launches, echo=typer.echo))
 
 
 @app.command()
@@ -148,19 +152,29 @@ def _live_line(live: dict, version: str) -> str:
 
 
 @app.command()
-def actuals(file: Path = typer.Argument(..., help="CSV/Parquet: sku_id or forecast_id, date, units (one row a day).")
-            ) -> None:
-    """Record actual daily sales of launched SKUs; a day sent again replaces that day."""
+def actuals(
+    file: Path = typer.Argument(..., help="CSV/Parquet: sku_id or forecast_id, date, units (one row a day)."),
+    mlflow: bool = typer.Option(True, help="Publish the live error per model version to MLflow afterwards."),
+) -> None:
+    """Record actual daily sales of launched SKUs (a day sent again replaces that day), then publish
+    each model version's live error to MLflow (version tags live.*, a run in <model>-live)."""
     from features.ledger import open_ledger
     from features.ledger.actuals import ingest, read_file
 
     settings = _settings()
-    result = ingest(open_ledger(settings), read_file(file))
+    engine = open_ledger(settings)
+    result = ingest(engine, read_file(file))
     if result["errors"]:
         for e in result["errors"]:
             typer.echo(f"row {e['row']}, {e['field']}: {e['reason']}", err=True)
         typer.echo(f"error: {len(result['errors'])} problems in {file}; nothing stored", err=True)
         raise typer.Exit(2)
+    if mlflow:
+        from features.ledger.live import live_by_version
+        from features.ledger.monitor import publish_live
+
+        live = live_by_version(engine, settings.gate_threshold, settings.live_min_launches)
+        result["mlflow_versions"] = publish_live(settings, live)
     _dump(result)
 
 
@@ -205,12 +219,13 @@ def score(
     candidates: Path = typer.Argument(..., help="Candidates table (.csv or .parquet); pictures by path under its folder."),
     out: Path = typer.Option(..., "--out", help="Where to write the scores (.parquet or .csv)."),
     chunk: int = typer.Option(64, "--chunk", min=1, help="Rows per resumable chunk (each saved under OUT.parts/)."),
+    engine: str = typer.Option(None, "--engine", help="local, ray, or auto (Ray from TRIALCAST_RAY_MIN_ROWS rows)."),
 ) -> None:
     """Batch-score candidate SKUs with the champion; resumes a killed run, never drops a row."""
     from serving.batch import score_file
     from serving.champion import load_champion
 
-    settings = _settings()
+    settings = _settings(score_engine=engine)
     predictor, message = load_champion(settings)
     if predictor is None:
         typer.echo(f"error: {message}", err=True)

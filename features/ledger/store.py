@@ -3,6 +3,7 @@ and the reads and writes of forecasts and actual sales (SQLAlchemy Core, any SQL
 
 from __future__ import annotations
 
+import hashlib
 import threading
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine.url import make_url
 
-from features.ledger.tables import actuals, forecasts
+from features.ledger.tables import actuals, forecasts, pictures
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _ENGINES: dict[str, Engine] = {}
@@ -61,12 +62,8 @@ def engine_for(url: str) -> Engine:
         return engine
 
 
-def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: list[str],
-           update: list[str]) -> None:
-    """Insert rows, replacing the ``update`` columns of a row whose ``keys`` exist (SQLite and
-    PostgreSQL ``ON CONFLICT DO UPDATE``); a row sent again with the same values changes nothing."""
-    if not rows:
-        return
+def _insert(connection: Connection, table: Any) -> Any:
+    """The dialect's INSERT that knows ``ON CONFLICT`` (SQLite and PostgreSQL)."""
     name = connection.dialect.name
     if name == "sqlite":
         from sqlalchemy.dialects.sqlite import insert
@@ -74,7 +71,16 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]], k
         from sqlalchemy.dialects.postgresql import insert
     else:
         raise ValueError(f"the forecast log supports SQLite and PostgreSQL, not {name}")
-    statement = insert(table)
+    return insert(table)
+
+
+def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]], keys: list[str],
+           update: list[str]) -> None:
+    """Insert rows, replacing the ``update`` columns of a row whose ``keys`` exist (SQLite and
+    PostgreSQL ``ON CONFLICT DO UPDATE``); a row sent again with the same values changes nothing."""
+    if not rows:
+        return
+    statement = _insert(connection, table)
     changed = statement.excluded[update[0]] != table.c[update[0]]
     statement = statement.on_conflict_do_update(
         index_elements=keys, set_={c: statement.excluded[c] for c in [*update, "received_at"]}, where=changed)
@@ -85,12 +91,29 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def write_forecasts(engine: Engine, rows: Iterable[dict[str, Any]]) -> None:
-    """Append forecast rows (their ids made by the caller, so the answer can carry them)."""
+def write_forecasts(engine: Engine, rows: Iterable[dict[str, Any]], images: Iterable[bytes | None] = ()) -> None:
+    """Append forecast rows (their ids made by the caller, so the answer can carry them) and keep
+    their pictures, once per content hash, in the same transaction: a forecast on record always has
+    its picture, which is what lets a launched SKU become training history (features.ledger.history)."""
     rows = list(rows)
-    if rows:
-        with engine.begin() as connection:
-            connection.execute(forecasts.insert(), rows)
+    if not rows:
+        return
+    stamp = now()
+    kept = {hashlib.sha256(b).hexdigest(): b for b in images if b}
+    with engine.begin() as connection:
+        connection.execute(forecasts.insert(), rows)
+        if kept:
+            statement = _insert(connection, pictures).on_conflict_do_nothing(index_elements=["sha256"])
+            connection.execute(statement, [{"sha256": k, "data": v, "created_at": stamp} for k, v in kept.items()])
+
+
+def read_pictures(engine: Engine, hashes: set[str]) -> dict[str, bytes]:
+    """The kept pictures with one of ``hashes`` (content hash -> bytes)."""
+    if not hashes:
+        return {}
+    with engine.connect() as connection:
+        found = connection.execute(select(pictures.c.sha256, pictures.c.data).where(pictures.c.sha256.in_(sorted(hashes))))
+        return {str(k): bytes(v) for k, v in found}
 
 
 def write_actuals(engine: Engine, rows: Sequence[dict[str, Any]]) -> None:

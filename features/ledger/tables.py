@@ -10,6 +10,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -54,4 +55,14 @@ actuals = Table(
     Column("received_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("subject", "date", name="uq_actuals_subject_date"),
     Index("ix_actuals_sku", "sku_id"),
+)
+
+# The picture of every forecast SKU, once per content hash (forecasts.image_sha256 points here): a
+# launched SKU goes back into the training history with the picture it was forecast from.
+pictures = Table(
+    "pictures",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("data", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

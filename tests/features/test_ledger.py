@@ -3,7 +3,6 @@ migrations, idempotent actuals, unmatched SKUs, per-row errors, the live error a
 
 from __future__ import annotations
 
-import uuid
 from datetime import date, timedelta
 
 import pytest
@@ -15,18 +14,10 @@ from features.ledger.live import LIVE_REASON, guard, launches, live_by_version
 from features.ledger.store import engine_for, now, read_actuals, write_forecasts
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    """A migrated, empty forecast log: a SQLite file, or a fresh database on the PostgreSQL server."""
-    if request.param == "sqlite":
-        return engine_for(f"sqlite:///{tmp_path / 'forecasts.sqlite'}")
-    base = request.getfixturevalue("postgres_url")
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(sa.text(f"CREATE DATABASE {name}"))
-    admin.dispose()
-    return engine_for(base.rsplit("/", 1)[0] + f"/{name}")
+@pytest.fixture
+def engine(ledger_url):
+    """A migrated, empty forecast log on SQLite and on the PostgreSQL server (tests/conftest.py)."""
+    return engine_for(ledger_url)
 
 
 def forecast(i: int, *, version: str = "3", p50: float = 100.0, decision: str = "GO", sku: str | None = None) -> dict:
@@ -41,8 +32,8 @@ def days(sku: str, total: float, n: int = 7, start: date = date(2025, 6, 1)) -> 
     return [{"sku_id": sku, "date": (start + timedelta(days=d)).isoformat(), "units": total / 7} for d in range(n)]
 
 
-def migrations_head() -> str:
-    """The newest revision shipped in features/ledger/migrations (one head: the chain never forks)."""
+def head() -> str:
+    """The newest migration, as Alembic's script folder says (one head: the chain never forks)."""
     from alembic.config import Config
     from alembic.script import ScriptDirectory
 
@@ -50,15 +41,14 @@ def migrations_head() -> str:
 
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    heads = ScriptDirectory.from_config(config).get_heads()
-    assert len(heads) == 1, heads
-    return heads[0]
+    (only,) = ScriptDirectory.from_config(config).get_heads()
+    return only
 
 
 def test_migrations_reach_head_once(engine) -> None:
     with engine.connect() as connection:
-        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == migrations_head()
-        assert {"forecasts", "actuals"} <= set(sa.inspect(connection).get_table_names())
+        assert connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head()
+        assert {"forecasts", "actuals", "pictures"} <= set(sa.inspect(connection).get_table_names())
     from features.ledger.store import migrate
 
     migrate(engine)  # again: a no-op, not an error

@@ -38,14 +38,19 @@ def write_actuals(folder, per_day: dict[str, float], days: int = 7, name: str = 
     return path
 
 
+def answer(result) -> dict:
+    """The JSON a command printed (MLflow's own log lines may come before it)."""
+    return json.loads(result.output[result.output.index("{\n"):])
+
+
 def test_actuals_command_is_idempotent_and_reports_unmatched(home) -> None:
     path = write_actuals(home, {"S0": 20, "S1": 5, "S2": 10, "NEW": 3})
     runner = CliRunner()
     first = runner.invoke(app, ["actuals", str(path)])
     second = runner.invoke(app, ["actuals", str(path)])
     assert first.exit_code == second.exit_code == 0, first.output
-    assert json.loads(first.output) == json.loads(second.output)
-    assert json.loads(first.output)["unmatched"] == ["NEW"]
+    assert answer(first) == answer(second)
+    assert answer(first)["unmatched"] == ["NEW"]
     shown = runner.invoke(app, ["status", "--json"])
     assert shown.exit_code == 0, shown.output
     status = json.loads(shown.output[shown.output.index("{\n"):])
@@ -70,3 +75,30 @@ def test_track_flags_restock_and_slow(home) -> None:
     assert done.exit_code == 0, done.output
     signals = {r["sku_id"]: r["signal"] for r in json.loads(done.output)}
     assert signals == {"S0": "RESTOCK", "S1": "SLOW", "S2": "ON_TRACK"}
+
+
+def test_actuals_publish_the_live_error_to_mlflow(home) -> None:
+    """The live error lands on the registered version (tags live.*) and in a monitoring run."""
+    from mlflow import MlflowClient
+
+    from features.config import Settings, tracking_uri
+
+    settings = Settings()
+    uri = tracking_uri(settings)
+    client = MlflowClient(uri, uri)
+    client.create_registered_model(settings.model_name)
+    source = home / "model"
+    source.mkdir()
+    client.create_model_version(settings.model_name, source.as_uri())  # version 1, as the log's forecasts
+    path = write_actuals(home, {"S0": 20, "S1": 5, "S2": 10})
+    done = CliRunner().invoke(app, ["actuals", str(path)])
+    assert done.exit_code == 0, done.output
+    assert answer(done)["mlflow_versions"] == ["1"]
+    tags = client.get_model_version(settings.model_name, "1").tags
+    expected = (70 + 35 + 0) / (140 + 35 + 70)
+    assert float(tags["live.wape"]) == pytest.approx(expected, rel=1e-5) and tags["live.n"] == "3"
+    experiment = client.get_experiment_by_name(f"{settings.model_name}-live")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.data.metrics["live_wape"] == pytest.approx(expected) and run.data.tags["model_version"] == "1"
+    quiet = CliRunner().invoke(app, ["actuals", str(path), "--no-mlflow"])
+    assert quiet.exit_code == 0 and "mlflow_versions" not in quiet.output
