@@ -26,8 +26,10 @@ FAR_DAYS = 183  # a launch this far outside the history's dates gets a warning
 def error_item(field: str, reason: str, lang: str) -> dict[str, Any]:
     """One field error with its code and parameters, and the sentence in ``lang``."""
     code, params = m.parse_reason(reason)
-    if code == "unknown_category" and "shown" in params:  # the model's categories, named in the language asked
-        params["shown"] = ", ".join(m.name("category", c.strip(), lang) for c in params["shown"].split(","))
+    if code == "unknown_category" and "shown" in params and lang == "en":
+        # the values to send stay as the model has them, each with its English name beside it
+        named = [(c.strip(), m.name("category", c.strip(), lang)) for c in params["shown"].split(",")]
+        params["shown"] = ", ".join(c if n == c else f"{c} ({n})" for c, n in named)
         return {"code": code, "params": params, "text": m.reason_text(code, params, lang)}
     shown = reason if lang == "en" else m.reason_text(code, params, lang)
     return {"code": code, "params": params, "text": shown}

@@ -1,5 +1,5 @@
 """Batch jobs of the web page and the answers behind single forecasts, in the forecast log's
-database (a table module of its own beside ``tables.py``; migration ``0002_batch_jobs``).
+database (a table module of its own beside ``tables.py``; migration ``0003_batch_jobs``).
 
 A job row is the whole truth about a job: the service that restarts (or was killed) reads its
 queue back from here and resumes each unfinished job from its finished chunks (``serving.batch``).

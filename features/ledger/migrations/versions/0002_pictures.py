@@ -1,8 +1,8 @@
 """The pictures of forecast SKUs, by content hash: what closes the loop (a launched SKU becomes
 training history with the very picture it was forecast from).
 
-Revision ID: 0003
-Revises: 0002_batch_jobs
+Revision ID: 0002
+Revises: 0001
 Create Date: 2026-12-02
 """
 
@@ -11,8 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002_batch_jobs"
+revision = "0002"
+down_revision = "0001"
 branch_labels = None
 depends_on = None
 

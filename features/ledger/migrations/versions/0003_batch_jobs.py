@@ -1,7 +1,7 @@
 """Batch jobs of the web page, and the full answers behind single forecasts (features/ledger/jobs.py).
 
-Revision ID: 0002_batch_jobs
-Revises: 0001
+Revision ID: 0003_batch_jobs
+Revises: 0002
 Create Date: 2026-12-02
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002_batch_jobs"
-down_revision = "0001"
+revision = "0003_batch_jobs"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 
