@@ -364,8 +364,11 @@ def error_shape(body: t.Any) -> dict | None:
             loc = [str(x) for x in (d.get("loc") or [])]
             if len(loc) > 1 and loc[0] in ("body", "query", "path", "header"):
                 loc = loc[1:]  # FastAPI's "where" prefix: the field is what the client named
-            detail.append({"loc": loc or ["body"], "msg": str(d.get("msg", "")),
-                           "type": str(d.get("type", "invalid_input"))})
+            item = {"loc": loc or ["body"], "msg": str(d.get("msg", "")), "type": str(d.get("type", "invalid_input"))}
+            # A message code and its parameters (the page's own routes, serving/localise.py) stay:
+            # they are what renders the sentence in the language asked.
+            item.update({k: d[k] for k in ("code", "params") if k in d})
+            detail.append(item)
     if not detail:
         detail = [{"loc": ["body"], "msg": str(body.get("error")), "type": "invalid_input"}]
     text = "; ".join(f"{d['loc'][0]}: {d['msg']}" for d in detail)

@@ -36,7 +36,8 @@ def status(settings: Settings) -> dict[str, Any]:
     path = _sqlite_file(uri)
     if path is not None:
         if not path.exists():  # nothing trained yet: nothing to read, and nothing to create
-            return {"model_name": settings.model_name, "tracking_uri": uri, CHAMPION: None, CHALLENGER: None}
+            return {"model_name": settings.model_name, "tracking_uri": uri, "undecided": [], CHAMPION: None,
+                    CHALLENGER: None}
         try:
             return _from_sqlite(path, settings, uri)
         except sqlite3.DatabaseError:  # another MLflow schema, a locked or damaged file: ask MLflow
@@ -50,9 +51,19 @@ def status(settings: Settings) -> dict[str, Any]:
 def _from_sqlite(path: Path, settings: Settings, uri: str) -> dict[str, Any]:
     out: dict[str, Any] = {"model_name": settings.model_name, "tracking_uri": uri}
     with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as db:
+        out["undecided"] = _undecided(db, settings.model_name)
         for alias in (CHAMPION, CHALLENGER):
             out[alias] = _version(db, settings.model_name, alias)
     return out
+
+
+def _undecided(db: sqlite3.Connection, name: str) -> list[str]:
+    """Versions registered without a ``decision`` tag (``registry.pending``: a killed run's)."""
+    rows = db.execute(
+        "SELECT v.version FROM model_versions v WHERE v.name = ? AND v.workspace = ? AND v.current_stage != 'Deleted_Internal' AND NOT EXISTS ("
+        " SELECT 1 FROM model_version_tags t WHERE t.name = v.name AND t.version = v.version"
+        " AND t.workspace = v.workspace AND t.key = 'decision')", (name, _WORKSPACE)).fetchall()
+    return sorted((str(v) for (v,) in rows), key=int)
 
 
 def _version(db: sqlite3.Connection, name: str, alias: str) -> dict[str, Any] | None:
