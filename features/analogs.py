@@ -3,11 +3,13 @@
 Only SKUs whose sales were already known when the query SKU launched may be used: launched at least
 ``gap_days`` before it (7 for 7-day sales). That is what keeps analog features honest in backtests.
 
-Why not a nearest-neighbour library: the search is exact cosine similarity (a matrix product on
-unit vectors) under a per-query mask "launched before this SKU". scikit-learn's brute-force
-``NearestNeighbors`` does the same product but cannot mask per query; over-fetching and filtering
-would be inexact, and approximate indexes (faiss, hnswlib) are slower than one BLAS call at
-catalogue sizes of 10^3-10^5 SKUs.
+Why exact search by hand up to a size: it is cosine similarity (a matrix product on unit vectors)
+under a per-query mask "launched before this SKU". scikit-learn's brute-force ``NearestNeighbors``
+does the same product but cannot mask per query, and an approximate index is slower than one BLAS
+call at 10^3-10^4 SKUs. Training asks for every SKU's analogs, so exact search costs n^2: past
+``exact_max_rows`` allowed SKUs, faiss graphs (``features.ann``) propose candidates per kind and
+they are re-scored here exactly, under the same mask (an approximation can miss an analog, never
+return one launched too late).
 """
 
 from __future__ import annotations
@@ -55,6 +57,21 @@ class Override:
         return bool(self.exclude or self.pin)
 
 
+# Queries re-scored at once on the approximate path: (rows x candidates x dimensions) floats.
+APPROXIMATE_CHUNK = 32
+
+
+@dataclass
+class _Query:
+    """A block of query rows, as every search path takes them."""
+
+    picture: np.ndarray
+    copy: np.ndarray
+    days: np.ndarray
+    exclude: np.ndarray | None
+    overrides: list[Override | None] | None
+
+
 @dataclass
 class Neighbours:
     index: np.ndarray  # (n, k) row numbers into the history, -1 where fewer than k exist
@@ -76,6 +93,7 @@ class AnalogIndex:
         list_price: np.ndarray | None = None,
         picture_weight: float = 0.5,
         gap_days: int = 7,
+        exact_max_rows: int | None = None,
     ):
         self.sku_ids = np.asarray(sku_ids).astype(str)
         self.days = day_numbers(launch_dates)
@@ -87,6 +105,8 @@ class AnalogIndex:
         self.log_price = np.log(np.asarray(list_price, dtype=np.float64)) if list_price is not None else None
         self.picture_weight = picture_weight
         self.gap_days = gap_days
+        self.exact_max_rows = exact_max_rows  # None: always exact (a model saved before the setting)
+        self._graphs: dict | None = None
 
     def __len__(self) -> int:
         return len(self.sku_ids)
@@ -96,7 +116,8 @@ class AnalogIndex:
         arrays = {"sku_ids": self.sku_ids, "days": self.days, "sales": self.sales,
                   "picture": _compact(self.picture), "copy": _compact(self.copy), "has_picture": self.has_picture,
                   "picture_weight": np.float64(self.picture_weight), "gap_days": np.int64(self.gap_days)}
-        optional = {"curve_shares": self.curve_shares, "log_price": self.log_price}
+        exact_max = None if self.exact_max_rows is None else np.int64(self.exact_max_rows)
+        optional = {"curve_shares": self.curve_shares, "log_price": self.log_price, "exact_max_rows": exact_max}
         return arrays | {name: value for name, value in optional.items() if value is not None}
 
     @classmethod
@@ -114,6 +135,8 @@ class AnalogIndex:
         index.log_price = arrays.get("log_price")
         index.picture_weight = float(arrays["picture_weight"])
         index.gap_days = int(arrays["gap_days"])
+        index.exact_max_rows = int(arrays["exact_max_rows"]) if "exact_max_rows" in arrays else None
+        index._graphs = None
         return index
 
     def similarity(self, picture: np.ndarray, copy: np.ndarray, kind: str = "joint") -> np.ndarray:
@@ -173,31 +196,122 @@ class AnalogIndex:
         sims = {kind: np.full((n, k), np.nan, dtype=np.float32) for kind in kinds}
         query_days = day_numbers(launch_dates)
         exclude = np.asarray(exclude_ids).astype(str) if exclude_ids is not None else None
-        for start in range(0, n, chunk):
-            stop = min(start + chunk, n)
-            allowed = self.days[None, :] <= (query_days[start:stop, None] - self.gap_days)
-            if exclude is not None:
-                allowed &= self.sku_ids[None, :] != exclude[start:stop, None]
-            for kind, similarity in self._similarities(picture[start:stop], copy[start:stop], kinds).items():
-                s = similarity.astype(np.float32)
-                s = np.where(allowed & ~np.isnan(s), s, -np.inf)
-                if overrides is not None:
-                    s = self._override(s, overrides[start:stop])
-                index[kind][start:stop], sims[kind][start:stop] = _top(s, k)
+        approximate = self._approximate(query_days)
+        for rows, search in ((np.flatnonzero(~approximate), self._exact), (np.flatnonzero(approximate), self._rescored)):
+            step = chunk if search == self._exact else APPROXIMATE_CHUNK
+            for start in range(0, len(rows), step):
+                block = rows[start:start + step] if len(rows) < n else slice(start, start + step)
+                query = _Query(picture[block], copy[block], query_days[block],
+                               None if exclude is None else exclude[block],
+                               None if overrides is None else [overrides[i] for i in np.arange(n)[block]])
+                for kind, (top, top_s) in search(query, kinds, k).items():
+                    index[kind][block], sims[kind][block] = top, top_s
         return {kind: Neighbours(index[kind], sims[kind]) for kind in kinds}
+
+    def _exact(self, query: _Query, kinds: tuple[str, ...], k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Every past SKU scored: the k best allowed of each kind."""
+        allowed = self.days[None, :] <= (query.days[:, None] - self.gap_days)
+        if query.exclude is not None:
+            allowed &= self.sku_ids[None, :] != query.exclude[:, None]
+        out = {}
+        for kind, similarity in self._similarities(query.picture, query.copy, kinds).items():
+            s = similarity.astype(np.float32)
+            s = np.where(allowed & ~np.isnan(s), s, -np.inf)
+            if query.overrides is not None:
+                s = self._override(s, query.overrides)
+            out[kind] = _top(s, k)
+        return out
+
+    def _approximate(self, query_days: np.ndarray) -> np.ndarray:
+        """Which queries may use more past SKUs than exact search is kept for."""
+        if self.exact_max_rows is None or len(self) <= self.exact_max_rows:
+            return np.zeros(len(query_days), dtype=bool)
+        return self._prefix(query_days) > self.exact_max_rows
+
+    def _prefix(self, query_days: np.ndarray) -> np.ndarray:
+        """How many past SKUs each query may use (they come first in launch-day order)."""
+        return np.searchsorted(np.sort(self.days), query_days - self.gap_days, side="right")
+
+    def _ann(self) -> dict:
+        """The faiss graphs of pictures and copies in launch-day order, built on first use."""
+        if self._graphs is None:
+            from features.ann import PrefixGraphs
+
+            order = np.argsort(self.days, kind="stable")
+            self._graphs = {"order": order,
+                            "picture": PrefixGraphs(self.picture[order], self.exact_max_rows),
+                            "copy": PrefixGraphs(self.copy[order], self.exact_max_rows)}
+        return self._graphs
+
+    def _rescored(self, query: _Query, kinds: tuple[str, ...], k: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Candidates from the graphs (picture and copy, plus pinned SKUs), scored exactly and masked
+        exactly as ``_exact`` does; returns row numbers of the history like ``_exact``."""
+        candidates = self._candidates(query)
+        if candidates.shape[1] < k:  # more analogs asked for than candidates proposed
+            padding = np.full((len(candidates), k - candidates.shape[1]), len(self), dtype=np.int64)
+            candidates = np.concatenate([candidates, padding], axis=1)
+        valid = candidates < len(self)
+        safe = np.where(valid, candidates, 0)
+        q_picture, q_has = _clean(query.picture)
+        q_copy, _ = _clean(query.copy)
+        copy_sim = np.einsum("rd,rwd->rw", q_copy, self.copy[safe])
+        picture_sim = np.einsum("rd,rwd->rw", q_picture, self.picture[safe])
+        both = q_has[:, None] & self.has_picture[safe]
+        w = self.picture_weight
+        similarity = {"copy": copy_sim, "picture": np.where(both, picture_sim, np.nan),
+                      "joint": np.where(both, w * picture_sim + (1 - w) * copy_sim, copy_sim)}
+        allowed = valid & (self.days[safe] <= (query.days[:, None] - self.gap_days))
+        if query.exclude is not None:
+            allowed &= self.sku_ids[safe] != query.exclude[:, None]
+        out = {}
+        for kind in kinds:
+            s = similarity[kind].astype(np.float32)
+            s = np.where(allowed & ~np.isnan(s), s, -np.inf)
+            if query.overrides is not None:
+                s = self._override(s, query.overrides, candidates)
+            top, top_s = _top(s, k)
+            out[kind] = (np.where(top >= 0, np.take_along_axis(safe, np.maximum(top, 0), axis=1), -1), top_s)
+        return out
+
+    def _candidates(self, query: _Query) -> np.ndarray:
+        """Row numbers proposed for each query, ascending, duplicates and padding set to ``len(self)``."""
+        graphs = self._ann()
+        _, q_has = _clean(query.picture)
+        prefix = self._prefix(query.days)
+        proposed = [graphs["copy"].search(_clean(query.copy)[0], prefix)]
+        picture = np.full_like(proposed[0], -1)
+        if q_has.any():
+            picture[q_has] = graphs["picture"].search(_clean(query.picture[q_has])[0], prefix[q_has])
+        proposed.append(picture)
+        found = np.concatenate(proposed, axis=1)
+        rows = np.where(found >= 0, graphs["order"][np.maximum(found, 0)], len(self))
+        if query.overrides is not None:
+            pins = [self.positions(o.pin) if o else np.empty(0, dtype=np.int64) for o in query.overrides]
+            width = max(len(p) for p in pins)
+            pinned = np.full((len(rows), width), len(self), dtype=np.int64)
+            for row, p in enumerate(pins):
+                pinned[row, :len(p)] = p
+            rows = np.concatenate([rows, pinned], axis=1)
+        rows = np.sort(rows, axis=1)
+        rows[:, 1:][rows[:, 1:] == rows[:, :-1]] = len(self)
+        return np.sort(rows, axis=1)
 
     def positions(self, sku_ids: tuple[str, ...]) -> np.ndarray:
         """Row numbers of past SKUs by id (unknown ids are dropped: callers validate them first)."""
         return np.flatnonzero(np.isin(self.sku_ids, np.asarray(sku_ids, dtype=str)))
 
-    def _override(self, s: np.ndarray, overrides: list[Override | None]) -> np.ndarray:
-        """Similarities with excluded SKUs removed and usable pinned SKUs lifted to the row's best."""
+    def _override(self, s: np.ndarray, overrides: list[Override | None],
+                  candidates: np.ndarray | None = None) -> np.ndarray:
+        """Similarities with excluded SKUs removed and usable pinned SKUs lifted to the row's best
+        (``candidates``: the row numbers of ``s``'s columns, when not every past SKU was scored)."""
         s = s.copy()
         for row, override in enumerate(overrides):
             if not override:
                 continue
-            s[row, self.positions(override.exclude)] = -np.inf
-            pins = self.positions(override.pin)
+            columns = (lambda ids: self.positions(ids)) if candidates is None else (
+                lambda ids: np.flatnonzero(np.isin(candidates[row], self.positions(ids))))
+            s[row, columns(override.exclude)] = -np.inf
+            pins = columns(override.pin)
             pins = pins[np.isfinite(s[row, pins])]  # launched too late: its sales were not known
             if len(pins):
                 s[row, pins] = max(float(np.max(s[row])), float(np.max(s[row, pins])))

@@ -105,6 +105,7 @@ class FeaturePipeline:
             list_price=frame["list_price"].to_numpy(dtype=float),
             picture_weight=settings.picture_weight,
             gap_days=settings.analog_gap_days,
+            exact_max_rows=settings.analog_exact_max_rows,
         )
         pipeline = cls(
             picture_encoder=embeddings.picture_encoder,

@@ -1,0 +1,78 @@
+"""Approximate candidates for the analog search, once the history outgrows exact search.
+
+Exact search compares every query with every past SKU: one BLAS product, the fastest way up to
+tens of thousands of SKUs, but training asks it for every SKU of the history, so its cost grows as
+n^2. Past ``ModelSettings.analog_exact_max_rows`` past SKUs, faiss HNSW graphs propose candidates
+and ``features.analogs`` re-scores them exactly (the same similarity, the same time rule), so an
+approximation can only miss an analog, never return a wrong one or one launched too late.
+
+Why faiss and not hnswlib: the time rule is a filter ("launched at least gap days before the
+query"), and faiss applies it inside the graph walk in C++ (``IDSelectorRange``), where hnswlib
+calls back into Python per node. Why nested prefixes: a filtered HNSW walk loses recall when most
+of the graph is filtered out (an early SKU of a long history may use only 1% of it). With the
+history sorted by launch day, the allowed SKUs of any query are a prefix; one graph is built on
+each of the prefixes n, n/2, n/4, ... down to the exact-search size, and a query walks the
+smallest graph that holds its prefix, so at least half of what it walks is allowed. The graphs
+cost 2n insertions in all (n log n), the memory of two copies of the vectors.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+HNSW_M = 32  # links per node: recall@20 >= 0.99 on clustered 1,792-d vectors (benchmarks/growth.py)
+EF_CONSTRUCTION = 80
+EF_SEARCH = 160  # beam width of a query; at least the candidates asked for
+CANDIDATES = 128  # per query and per kind (picture, copy), re-scored exactly in features.analogs
+
+
+def _faiss():
+    """faiss with its OpenMP pool held to the thread budget (``features.threads`` sets the variable)."""
+    import faiss
+
+    faiss.omp_set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1")))
+    return faiss
+
+
+def checkpoint_sizes(n: int, exact_max_rows: int) -> list[int]:
+    """Prefix sizes that get a graph: n, n/2, ... while larger than the exact-search size."""
+    sizes, size = [], n
+    while size > exact_max_rows:
+        sizes.append(size)
+        size //= 2
+    return sizes
+
+
+class PrefixGraphs:
+    """HNSW graphs (inner product on unit vectors) over nested prefixes of day-sorted vectors."""
+
+    def __init__(self, vectors: np.ndarray, exact_max_rows: int):
+        faiss = _faiss()
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        self.sizes = checkpoint_sizes(len(vectors), exact_max_rows)
+        self.graphs = {}
+        for size in self.sizes:
+            graph = faiss.IndexHNSWFlat(self.vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+            graph.hnsw.efConstruction = EF_CONSTRUCTION
+            graph.add(self.vectors[:size])
+            self.graphs[size] = graph
+
+    def search(self, queries: np.ndarray, prefix: np.ndarray, count: int = CANDIDATES) -> np.ndarray:
+        """For each query, up to ``count`` positions among its first ``prefix`` vectors, best first
+        (-1 padding). Queries are grouped by prefix: one graph walk per group, filtered in C++."""
+        faiss = _faiss()
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        out = np.full((len(queries), count), -1, dtype=np.int64)
+        for p in np.unique(prefix):
+            rows = np.flatnonzero(prefix == p)
+            size = min(s for s in self.sizes if s >= p)
+            params = faiss.SearchParametersHNSW()
+            params.efSearch = max(EF_SEARCH, count)
+            selector = faiss.IDSelectorRange(0, int(p))  # held here: params does not own it
+            if p < size:
+                params.sel = selector
+            _, found = self.graphs[size].search(queries[rows], count, params=params)
+            out[rows] = found
+        return out
