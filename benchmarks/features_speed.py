@@ -37,7 +37,7 @@ from features.assemble import FeaturePipeline
 from features.cache import EmbeddingCache
 from features.catalogue import Catalogue, load_catalogue
 from features.config import Settings
-from features.embed import _embed, embed_frame
+from features.embed import _embed, _local, embed_frame
 from features.encoders import copy_text, get_encoder
 from features.images import decode_image
 
@@ -188,11 +188,11 @@ def run(work: Path) -> None:
     def pictures_through_cache():
         payloads = [Path(p).read_bytes() for p in frame["image_path"]]
         return _embed(
-            payloads, picture_encoder, cache, decode, settings.batch_size, False, "pictures"
+            payloads, picture_encoder, cache, _local(picture_encoder, decode, settings.batch_size), False, "pictures"
         )
 
     def copies_through_cache():
-        return _embed(texts, copy_encoder, cache, lambda t: t, 256, False, "copy")
+        return _embed(texts, copy_encoder, cache, _local(copy_encoder, lambda t: t, 256), False, "copy")
 
     for state in ("cold", "warm"):
         t, (_, computed) = timed(pictures_through_cache)

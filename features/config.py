@@ -139,7 +139,11 @@ class Settings(ModelSettings, BaseSettings):
         0.3, ge=0, lt=1, description="Value of a leftover unit as a share of its cost price (newsvendor quantity)."
     )
 
-    # Scale-out (serving/scale.py): batch scoring on Ray.
+    # Scale-out (features/engine.py): embedding and batch scoring on Ray.
+    embed_engine: Literal["auto", "local", "ray"] = Field(
+        "auto", description="Embedding: one process, Ray, or Ray from ray_min_embeddings new vectors up.")
+    ray_min_embeddings: int = Field(
+        20_000, ge=1, description="New vectors of one kind from which 'auto' embeds on Ray (benchmarks/growth.py).")
     score_engine: Literal["auto", "local", "ray"] = Field(
         "auto", description="Batch scoring: one process, Ray, or Ray from ray_min_rows rows up.")
     ray_min_rows: int = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +11,7 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from features import engine
 from features.cache import EmbeddingCache, content_key
 from features.config import Settings
 from features.encoders import Encoder, copy_text, get_encoder
@@ -29,15 +30,19 @@ class Embeddings:
     computed: int = 0  # how many vectors were freshly computed (the rest came from the cache)
 
 
+Chunks = Callable[[list[tuple[str, bytes | str]]], Iterator[dict[str, np.ndarray]]]
+
+
 def _embed(
     payloads: Sequence[bytes | str | None],
     encoder: Encoder,
     cache: EmbeddingCache | None,
-    decode: Callable[[bytes | str], object],
-    batch_size: int,
+    encode_chunks: Chunks,
     progress: bool,
     label: str,
 ) -> tuple[np.ndarray, int]:
+    """Vectors of the payloads: cached ones read, the rest encoded chunk by chunk (here or on Ray)
+    and each chunk written to the cache in one transaction as it arrives (a killed run keeps them)."""
     out = np.full((len(payloads), encoder.dim), np.nan, dtype=np.float32)
     keys = [content_key(p) if p is not None else None for p in payloads]
     known = cache.get_many(encoder.id, [k for k in keys if k], encoder.dim) if cache else {}
@@ -47,18 +52,47 @@ def _embed(
             todo[key] = payload
     items = list(todo.items())
     with tqdm(total=len(items), desc=label, unit="item", disable=not progress or not items, leave=False) as bar:
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            vectors = encoder.encode([decode(p) for _, p in chunk])
-            fresh = {key: vectors[i] for i, (key, _) in enumerate(chunk)}
+        for fresh in encode_chunks(items) if items else ():
             if cache:
                 cache.put_many(encoder.id, fresh)
             known.update(fresh)
-            bar.update(len(chunk))
+            bar.update(len(fresh))
     for i, key in enumerate(keys):
         if key:
             out[i] = known[key]
     return out, len(items)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[start:start + size] for start in range(0, len(items), size)]
+
+
+def _decoder(settings: Settings) -> Callable[[bytes], Image.Image]:
+    def decode(data: bytes) -> Image.Image:
+        return decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    return decode
+
+
+def _local(encoder: Encoder, decode: Callable, size: int) -> Chunks:
+    """Encode in this process, ``size`` items per encoder call."""
+    def run(items: list[tuple[str, bytes | str]]) -> Iterator[dict[str, np.ndarray]]:
+        for chunk in _chunks(items, size):
+            vectors = encoder.encode([decode(p) for _, p in chunk])
+            yield {key: vectors[i] for i, (key, _) in enumerate(chunk)}
+    return run
+
+
+def _runner(settings: Settings, kind: str, encoder: Encoder, size: int) -> Chunks:
+    """This process, or Ray (``features.engine``) when the engine choice and the job's size say so."""
+    local = _local(encoder, _decoder(settings) if kind == "image" else (lambda t: t), size)
+
+    def run(items: list[tuple[str, bytes | str]]) -> Iterator[dict[str, np.ndarray]]:
+        if not engine.use_ray(settings.embed_engine, len(items), settings.ray_min_embeddings):
+            return local(items)
+        from features.scale import encode_on_ray
+
+        return encode_on_ray(_chunks(items, size), kind, encoder.dim, settings)
+    return run
 
 
 def embed_frame(
@@ -77,24 +111,22 @@ def embed_frame(
     copy_encoder = get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
     if images is None:
         images = [Path(p).read_bytes() if isinstance(p, str) and p else None for p in frame["image_path"]]
-
-    def decode(data: bytes) -> Image.Image:
-        return decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-
-    picture, n_pictures = _embed(
-        list(images), picture_encoder, cache, decode, settings.batch_size, progress, "pictures"
-    )
-    copy, n_copies = _embed_copy(frame, copy_encoder, cache, progress)
+    picture, n_pictures = _embed(list(images), picture_encoder, cache,
+                                 _runner(settings, "image", picture_encoder, settings.batch_size), progress, "pictures")
+    copy, n_copies = _embed_copy(frame, copy_encoder, cache, progress, settings)
     return Embeddings(picture, copy, picture_encoder.id, copy_encoder.id, n_pictures + n_copies)
 
 
-def _embed_copy(frame: pd.DataFrame, encoder: Encoder, cache: EmbeddingCache | None, progress: bool
-                ) -> tuple[np.ndarray, int]:
+COPY_BATCH = 256  # copies per encoder call (the copy encoder's best batch on 1 thread)
+
+
+def _embed_copy(frame: pd.DataFrame, encoder: Encoder, cache: EmbeddingCache | None, progress: bool,
+                settings: Settings) -> tuple[np.ndarray, int]:
     texts = [copy_text(t, d) for t, d in zip(frame["title"], frame["description"].fillna(""))]
-    return _embed(texts, encoder, cache, lambda t: t, 256, progress, "copy")
+    return _embed(texts, encoder, cache, _runner(settings, "text", encoder, COPY_BATCH), progress, "copy")
 
 
 def embed_copy(frame: pd.DataFrame, settings: Settings, *, cache: EmbeddingCache | None = None) -> np.ndarray:
     """Copy vectors alone, e.g. of the title alone for rows whose description training masks."""
     encoder = get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
-    return _embed_copy(frame, encoder, cache, False)[0]
+    return _embed_copy(frame, encoder, cache, False, settings)[0]

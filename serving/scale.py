@@ -3,11 +3,8 @@ load the model once, into the very ``OUT.parts/`` layout of ``serving.batch`` (o
 chunk, written atomically). So the single-process and the Ray run are one code path: the same
 ``score_rows`` on the same chunks, the same resume after a kill, the same final file.
 
-- Where: ``RAY_ADDRESS`` or ``Settings.ray_address`` (an existing cluster: ``ray start`` or KubeRay),
-  else a local Ray started here with ``ray_workers`` CPUs, stopped after the run.
-- When: ``Settings.score_engine``: ``local`` never, ``ray`` always, ``auto`` from
-  ``ray_min_rows`` rows up (below that, starting Ray and loading the model in each worker costs
-  more than it saves; ``benchmarks/scale_scoring.py`` measures where).
+- Where and when: ``features.engine`` (``Settings.score_engine``, ``auto`` from ``ray_min_rows``
+  rows up; ``benchmarks/scale_scoring.py`` measures where Ray starts to pay).
 - A worker that dies mid-chunk: Ray restarts the actor and runs the chunk again; the chunk's part
   file is only ever written whole (rename), so every row comes out once.
 - Each actor loads the registered version the run started with (by number, not by alias), so a
@@ -22,14 +19,13 @@ from typing import Any
 
 import pandas as pd
 
+from features import engine
 from features.config import Settings
 
 
 def use_ray(settings: Settings, rows: int) -> bool:
     """Whether a batch of ``rows`` is scored on Ray under the settings' engine choice."""
-    if settings.score_engine == "ray":
-        return True
-    return settings.score_engine == "auto" and rows >= settings.ray_min_rows
+    return engine.use_ray(settings.score_engine, rows, settings.ray_min_rows)
 
 
 class ChunkScorer:
@@ -63,23 +59,11 @@ def score_chunks(candidates: Path, parts: Path, work: list[tuple[int, int]], set
     """Score the ``(start, rows)`` chunks on Ray into ``parts``; returns which worker did which."""
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    started = not ray.is_initialized()
-    if started:
-        address = os.environ.get("RAY_ADDRESS") or settings.ray_address
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 **({} if address else {"num_cpus": settings.ray_workers}))
-    # Absolute paths: a worker's current directory is not the driver's.
-    absolute = settings.model_copy(update={"home": settings.home.resolve(),
-                                           "cache_file": settings.cache_file.resolve() if settings.cache_file else None})
-    try:
-        items = ray.data.from_items([{"start": s, "rows": n} for s, n in work])
+    with engine.ray_session(settings):
+        items = ray.data.from_items([{"start": s, "rows": n} for s, n in work], override_num_blocks=len(work))
         done = items.map_batches(
-            ChunkScorer, batch_size=1, concurrency=settings.ray_workers, num_cpus=1,
-            fn_constructor_args=(absolute.model_dump_json(), str(version), str(candidates.resolve()), str(parts.resolve()),
+            ChunkScorer, batch_size=1, num_cpus=1, compute=ray.data.ActorPoolStrategy(size=settings.ray_workers),
+            fn_constructor_args=(engine.portable(settings), str(version), str(candidates.resolve()), str(parts.resolve()),
                                  by_name),
         ).to_pandas()  # Ray Data restarts a dead actor and retries its chunk (max_restarts=-1 by default)
-    finally:
-        if started:
-            ray.shutdown()
     return done

@@ -57,7 +57,10 @@ def sample(
 
 
 @app.command()
-def embed(catalogue: Path = typer.Argument(..., help="Catalogue file (.parquet or .csv).")) -> None:
+def embed(
+    catalogue: Path = typer.Argument(..., help="Catalogue file (.parquet or .csv)."),
+    engine: str = typer.Option(None, "--engine", help="Embedding on local, ray, or auto (Ray from TRIALCAST_RAY_MIN_EMBEDDINGS new vectors)."),
+) -> None:
     """Validate a catalogue and fill the embedding cache; prints counts and rate."""
     import time
 
@@ -65,7 +68,7 @@ def embed(catalogue: Path = typer.Argument(..., help="Catalogue file (.parquet o
 
     from training.data import load_dataset
 
-    settings = _settings()
+    settings = _settings(embed_engine=engine)
     start = time.perf_counter()
     data = load_dataset(catalogue, settings)
     seconds = time.perf_counter() - start
@@ -77,25 +80,27 @@ def embed(catalogue: Path = typer.Argument(..., help="Catalogue file (.parquet o
 def train_command(
     catalogue: Path = typer.Argument(..., help="History catalogue with sales."),
     shuffle_target: bool = typer.Option(False, help="Train on shuffled targets (a deliberately useless model)."),
+    engine: str = typer.Option(None, "--engine", help="Embedding on local, ray, or auto (Ray from TRIALCAST_RAY_MIN_EMBEDDINGS new vectors)."),
 ) -> None:
     """Train, evaluate on the most recent launches, gate, log to MLflow and register."""
     _input_file(catalogue, "catalogue")
     from training.jobs import run_train
 
-    _dump(run_train(catalogue, _settings(), shuffle_target=shuffle_target, echo=typer.echo))
+    _dump(run_train(catalogue, _settings(embed_engine=engine), shuffle_target=shuffle_target, echo=typer.echo))
 
 
 @app.command()
 def retrain(
     catalogue: Path = typer.Argument(..., help="A new catalogue snapshot."),
     launches: bool = typer.Option(True, help="Add the launched SKUs whose first 7 days are in the forecast log."),
+    engine: str = typer.Option(None, "--engine", help="Embedding on local, ray, or auto (Ray from TRIALCAST_RAY_MIN_EMBEDDINGS new vectors)."),
 ) -> None:
     """Scheduled retraining: the catalogue plus the forecast log's complete launches; embed only what
     is new, train, gate, promote; a no-op on a snapshot already trained."""
     _input_file(catalogue, "catalogue")
     from training.jobs import run_train
 
-    _dump(run_train(catalogue, _settings(), retrain=True, launches=launches, echo=typer.echo))
+    _dump(run_train(catalogue, _settings(embed_engine=engine), retrain=True, launches=launches, echo=typer.echo))
 
 
 @app.command()

@@ -1,0 +1,54 @@
+"""Where a large job runs: in this process, or as a Ray Data pipeline on a local Ray or a cluster.
+
+One rule for every step that may run on Ray (embedding here and in ``features.embed``, batch
+scoring in ``serving.scale``): ``local`` never uses Ray, ``ray`` always does, ``auto`` does from a
+size measured on this kind of machine up (below it, starting Ray and loading a network or model
+in each worker costs more than it saves: ``benchmarks/growth.py`` and
+``benchmarks/scale_scoring.py`` measure where). The cluster is ``RAY_ADDRESS`` or
+``Settings.ray_address``; without one Ray starts here with ``ray_workers`` CPUs and stops after
+the job. The job's results always come back to this process, which writes them to the one source
+of truth (the embedding cache, the scores' part files), so a cluster needs no access to them.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+from features.config import Settings
+
+Engine = Literal["auto", "local", "ray"]
+
+
+def use_ray(engine: Engine, items: int, min_items: int) -> bool:
+    """Whether a job of ``items`` runs on Ray under that engine choice."""
+    return engine == "ray" or (engine == "auto" and items >= min_items)
+
+
+@contextmanager
+def ray_session(settings: Settings) -> Iterator[None]:
+    """Ray connected for the block: the configured cluster, else a local Ray stopped afterwards."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = not ray.is_initialized()
+    if started:
+        address = os.environ.get("RAY_ADDRESS") or settings.ray_address
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 **({} if address else {"num_cpus": settings.ray_workers}))
+    try:
+        yield
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def portable(settings: Settings) -> str:
+    """The settings as a worker receives them: absolute paths (a worker's current directory is
+    not the driver's), as JSON."""
+    return settings.model_copy(update={
+        "home": settings.home.resolve(),
+        "cache_file": settings.cache_file.resolve() if settings.cache_file else None,
+    }).model_dump_json()
