@@ -230,7 +230,15 @@ class AnalogIndex:
 
     def _prefix(self, query_days: np.ndarray) -> np.ndarray:
         """How many past SKUs each query may use (they come first in launch-day order)."""
-        return np.searchsorted(np.sort(self.days), query_days - self.gap_days, side="right")
+        return np.searchsorted(self._ann()["days"] if self._graphs else np.sort(self.days),
+                               query_days - self.gap_days, side="right")
+
+    def prepare(self) -> AnalogIndex:
+        """Build the approximate search's graphs now if this index will use them (a service does it
+        while loading, so that no request waits for it); a no-op for an index kept exact."""
+        if self.exact_max_rows is not None and len(self) > self.exact_max_rows:
+            self._ann()
+        return self
 
     def _ann(self) -> dict:
         """The faiss graphs of pictures and copies in launch-day order, built on first use."""
@@ -238,7 +246,7 @@ class AnalogIndex:
             from features.ann import PrefixGraphs
 
             order = np.argsort(self.days, kind="stable")
-            self._graphs = {"order": order,
+            self._graphs = {"order": order, "days": self.days[order],
                             "picture": PrefixGraphs(self.picture[order], self.exact_max_rows),
                             "copy": PrefixGraphs(self.copy[order], self.exact_max_rows)}
         return self._graphs

@@ -235,7 +235,7 @@ class FeaturePipeline:
     @classmethod
     def load(cls, folder: Path) -> FeaturePipeline:
         with np.load(folder / "index.npz", allow_pickle=False) as arrays:
-            index = AnalogIndex.from_arrays(dict(arrays))
+            index = AnalogIndex.from_arrays(dict(arrays)).prepare()
         return cls(**read_json(folder / "pipeline.json"), index=index,
                    history=read_table(folder / "history.parquet"),
                    projection=TimeHonestRidge.load(folder))
