@@ -40,7 +40,7 @@ class ModelSettings(BaseModel):
     )
     picture_weight: float = Field(0.5, ge=0, le=1, description="Weight of picture vs copy in joint similarity.")
     analog_exact_max_rows: int = Field(
-        50_000, ge=1, description="Up to this many usable past SKUs the analog search is exact; past it, "
+        20_000, ge=1, description="Up to this many usable past SKUs the analog search is exact; past it, "
         "HNSW graphs propose candidates that are re-scored exactly (features.ann; benchmarks/growth.py).")
 
     # Embedding reduction before LightGBM.
