@@ -5,7 +5,7 @@ in this one run, as medians of interleaved rounds (on a shared machine only the 
     .venv/bin/python -m benchmarks.laptop --sample sample --cache .trialcast/embeddings.sqlite
 
 1. picture encoder: PyTorch eager (reference) vs ONNX Runtime fp32, pictures/s at batch 1 and 32,
-   cosine of every embedding to the reference; preprocessing (decode, square + resize + normalise)
+   cosine of every embedding to the reference; the opt-in int8 variant vs fp32 (speed, cosine); preprocessing (decode, square + resize + normalise)
    alone; the copy encoder at 1 and 2 threads;
 2. the feature path (``embed_frame`` from picture bytes, empty cache) vs the bare encoders;
 3. training steps on the sample: the feature pipeline fit, the boosters' calibration of the 3
@@ -100,6 +100,7 @@ def encoders(settings: Settings, pictures: list[bytes], texts: list[str], n: int
     reference, ours = eager.encode(images), ort.encode(images)
     cosine = (reference * ours).sum(axis=1)
     row("cosine ONNX Runtime vs PyTorch fp32: 1 - min", f"{1 - cosine.min():.1e}", "goal 1 - 0.999 = 1e-3")
+    int8_encoder(settings, images, ort, n)
     t = rounds({"decode": lambda: [decode_image(p) for p in pictures[:32]],
                 "prepare": lambda: _normalised(images, 224), "infer": lambda: ort.encode(images)}, n)
     row("decode alone, 32 pictures", f"{32 / t['decode']:.0f}/s", f"ONNX encode {32 / t['infer']:.1f}/s",
@@ -110,6 +111,29 @@ def encoders(settings: Settings, pictures: list[bytes], texts: list[str], n: int
     t = rounds({k: (lambda e=e: e.encode(texts[:256])) for k, e in use.items()}, n)
     row("copy encoder (USE-m3) 1 thread, batch 256", f"{256 / t[1]:.0f}/s", f"2 threads {256 / t[2]:.0f}/s",
         t[2] / t[1])
+
+
+def int8_encoder(settings: Settings, images: list, ort, n: int) -> None:
+    """The opt-in int8 variant (static QDQ) against ONNX Runtime fp32: speed at batch 32 and the
+    cosine of every embedding to fp32, on these pictures and the two photographs scikit-learn ships
+    (they are among the calibration pictures too; the sample pictures here are not)."""
+    from PIL import Image
+    from sklearn.datasets import load_sample_images
+
+    from features.encoders import EfficientNetLite0OnnxInt8
+
+    int8 = EfficientNetLite0OnnxInt8(settings.threads, settings.home)
+    start = time.perf_counter()
+    int8.encode(images[:1])
+    made = time.perf_counter() - start
+    t = rounds({"fp32": lambda: ort.encode(images), "int8": lambda: int8.encode(images)}, n)
+    row("ONNX Runtime int8 (opt-in), batch 32", f"{len(images) / t['int8']:.1f}/s",
+        f"ONNX Runtime fp32 {len(images) / t['fp32']:.1f}/s", t["fp32"] / t["int8"])
+    photos = [Image.fromarray(a) for a in load_sample_images().images]
+    cosine = (int8.encode(images + photos) * ort.encode(images + photos)).sum(axis=1)
+    row("cosine int8 vs fp32: min / mean over the pictures", f"{cosine.min():.4f} / {cosine.mean():.4f}",
+        f"photos {cosine[-2]:.4f}, {cosine[-1]:.4f}")
+    row("int8: quantise once (calibration) + first batch", f"{made:.1f} s")
 
 
 def feature_path(settings: Settings, frame, pictures: list[bytes], n: int) -> None:
