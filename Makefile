@@ -42,13 +42,19 @@ system:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
 	  ( (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null)
 
+# Two pytest-xdist workers (one per core), a test file per worker at a time (--dist loadfile keeps
+# each module's fixtures, e.g. its server, on one worker); the 3,000-SKU sample is drawn and trained
+# once per run and copied to each worker (tests/conftest.py). The 30 slowest steps are listed last.
+# One test alone: `.venv/bin/python -m pytest -q tests/path::name` (no workers).
+PYTEST_WORKERS ?= 2
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --durations=30
 test: setup system
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
 # The part a developer runs often: no trained sample, no server, no browser, no benchmark
 # (markers applied automatically by tests/conftest.py). `make test` still runs everything.
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow and not browser and not benchmark"
+	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL) -m "not slow and not browser and not benchmark"
 
 lint: setup
 	$(BIN)/ruff check features training serving trialcast tests benchmarks

@@ -143,15 +143,17 @@ class AnalogIndex:
         """Cosine similarity of query rows to every past SKU; joint falls back to copy without pictures."""
         return self._similarities(picture, copy, (kind,))[kind]
 
-    def _similarities(self, picture: np.ndarray, copy: np.ndarray, kinds: tuple[str, ...]) -> dict[str, np.ndarray]:
-        """``similarity`` of each kind, from one picture and one copy product (not one per kind)."""
+    def _similarities(self, picture: np.ndarray, copy: np.ndarray, kinds: tuple[str, ...],
+                      columns: slice | np.ndarray = slice(None)) -> dict[str, np.ndarray]:
+        """``similarity`` of each kind, from one picture and one copy product (not one per kind),
+        against the past SKUs ``columns`` (default all)."""
         q_picture, q_has = _clean(picture)
         q_copy, _ = _clean(copy)
-        copy_sim = q_copy @ self.copy.T
+        copy_sim = q_copy @ self.copy[columns].T
         out = {"copy": copy_sim} if "copy" in kinds else {}
         if "picture" in kinds or "joint" in kinds:
-            picture_sim = q_picture @ self.picture.T
-            both = q_has[:, None] & self.has_picture[None, :]
+            picture_sim = q_picture @ self.picture[columns].T
+            both = q_has[:, None] & self.has_picture[columns][None, :]
             if "picture" in kinds:
                 out["picture"] = np.where(both, picture_sim, np.nan)
             if "joint" in kinds:
@@ -213,9 +215,10 @@ class AnalogIndex:
         allowed = self.days[None, :] <= (query.days[:, None] - self.gap_days)
         if query.exclude is not None:
             allowed &= self.sku_ids[None, :] != query.exclude[:, None]
+        columns = _usable(allowed)
         out = {}
-        for kind, similarity in self._similarities(query.picture, query.copy, kinds).items():
-            s = similarity.astype(np.float32)
+        for kind, similarity in self._similarities(query.picture, query.copy, kinds, columns).items():
+            s = _widen(similarity.astype(np.float32), columns, len(self))
             s = np.where(allowed & ~np.isnan(s), s, -np.inf)
             if query.overrides is not None:
                 s = self._override(s, query.overrides)
@@ -327,6 +330,28 @@ class AnalogIndex:
 
 
 ANALOG_KINDS = ("joint", "picture", "copy")
+
+
+def _usable(allowed: np.ndarray) -> slice | np.ndarray:
+    """The past SKUs some query row of a block may use. Training queries every SKU against the
+    SKUs launched before it, so a block of early launches needs only the first columns: the
+    similarity products skip the rest (the same numbers where used; the rest were masked anyway)."""
+    used = np.flatnonzero(allowed.any(axis=0))
+    if len(used) == allowed.shape[1]:
+        return slice(None)
+    if len(used) == 0 or used[-1] == len(used) - 1:  # a prefix (history sorted by launch): a view
+        return slice(0, len(used))
+    return used
+
+
+def _widen(s: np.ndarray, columns: slice | np.ndarray, width: int) -> np.ndarray:
+    """A block of similarities to ``columns`` as a block over all ``width`` past SKUs (NaN elsewhere:
+    masked like any unusable SKU)."""
+    if isinstance(columns, slice) and columns == slice(None):
+        return s
+    out = np.full((len(s), width), np.nan, dtype=s.dtype)
+    out[:, columns] = s
+    return out
 
 
 def _top(s: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -34,7 +34,7 @@ from features.config import Settings
 from features.embed import Embeddings
 from features.files import plain_fields, read_json, read_table, write_json, write_table
 from features.linear import Reducer
-from features.novelty import category_votes, picture_category_vote
+from features.novelty import picture_category_vote
 from features.projection import TimeHonestRidge
 from features.schema import Completion, flag
 
@@ -173,9 +173,13 @@ class FeaturePipeline:
                              "category": frame["category"].to_numpy(dtype=object)})
 
     def _vote(self, nb: Neighbours) -> list[str | None]:
-        categories = self.history["category"].astype(str).to_numpy()
-        votes = (category_votes(categories, rows, sims) for rows, sims in zip(nb.index, nb.similarity))
-        return [None if v is None else str(v.idxmax()) for v in votes]
+        """The category each row's neighbours vote for: ``features.novelty.category_votes`` then
+        ``idxmax``, for all rows at once (one pandas group-by per row cost ~1 ms, 3 s a training run)."""
+        labels, codes = np.unique(self.history["category"].astype(str).to_numpy(), return_inverse=True)
+        totals = vote_totals(codes, len(labels), nb)
+        found = (nb.index >= 0).any(axis=1)
+        winners = labels[np.argmax(totals, axis=1)] if len(labels) else np.array([], dtype=str)
+        return [str(winners[i]) if found[i] else None for i in range(len(found))]
 
     def transform(self, frame: pd.DataFrame, embeddings: Embeddings, today: date | None = None) -> pd.DataFrame:
         """Feature matrix for validated rows; analogs only among SKUs launched before each row.
@@ -270,6 +274,24 @@ class FeaturePipeline:
                 )
             out.append(shown)
         return out
+
+
+def vote_totals(codes: np.ndarray, n_labels: int, nb: Neighbours) -> np.ndarray:
+    """(rows, labels) similarity-weighted votes, the numbers of ``category_votes``' group-by sum
+    bit for bit: the same float32 weights, added in neighbour order with pandas' compensated
+    (Kahan) summation, so ties and near-ties fall the same way as one group-by per row."""
+    ok = nb.index >= 0
+    weights = np.clip(np.where(ok, nb.similarity, 0), 0, None) + 1e-6  # dtype of the similarities
+    totals = np.zeros((len(ok), n_labels), dtype=weights.dtype)
+    compensation = np.zeros_like(totals)
+    for j in range(ok.shape[1]):
+        rows = np.flatnonzero(ok[:, j])
+        labels = codes[nb.index[rows, j]]
+        y = weights[rows, j] - compensation[rows, labels]
+        t = totals[rows, labels] + y
+        compensation[rows, labels] = (t - totals[rows, labels]) - y
+        totals[rows, labels] = t
+    return totals
 
 
 def overrides_of(frame: pd.DataFrame) -> list[Override | None] | None:

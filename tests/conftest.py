@@ -14,6 +14,11 @@ os.environ.setdefault("BENTOML_DO_NOT_TRACK", "true")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Under pytest-xdist (`make test` runs 2 workers on this 2-core machine) each worker, and every
+# service or command it starts, gets one thread per pool: two workers with 2 threads each would
+# fight over the cores (features/threads.py; LightGBM and the encoders give the same bits).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TRIALCAST_THREADS", "1")
 
 from collections.abc import Callable
 from pathlib import Path
@@ -204,31 +209,72 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _shared_root(tmp_path_factory) -> Path:
+    """A folder every pytest-xdist worker of this run sees (the parent of the workers' own
+    temporary roots); the session's own temporary root when there are no workers."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
-    """The default SYNTHETIC sample catalogue (3,000 SKUs), written once per session.
+    """The default SYNTHETIC sample catalogue (3,000 SKUs), written once per run (under a file
+    lock, so that pytest-xdist workers share one copy instead of drawing 3,000 pictures each).
 
     ``TRIALCAST_TEST_SAMPLE_DIR`` reuses a folder between local runs (it is generated there if empty)."""
+    from filelock import FileLock
+
     from features.sample import write_sample_catalogue
 
-    folder = Path(os.environ.get("TRIALCAST_TEST_SAMPLE_DIR") or tmp_path_factory.mktemp("sample"))
-    if not (folder / "catalogue.parquet").exists():
-        write_sample_catalogue(folder)
+    shared = _shared_root(tmp_path_factory)
+    folder = Path(os.environ.get("TRIALCAST_TEST_SAMPLE_DIR") or shared / "sample")
+    with FileLock(str(shared / "sample.lock")):
+        if not (folder / "catalogue.parquet").exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            write_sample_catalogue(folder)
     return folder
+
+
+def _train_sample(sample_dir: Path, home: Path) -> dict:
+    from features.config import Settings
+    from training.jobs import run_train
+
+    cache = os.environ.get("TRIALCAST_TEST_CACHE")
+    settings = Settings(home=home, cache_file=Path(cache) if cache else None)
+    return run_train(sample_dir / "catalogue.parquet", settings, progress=False, echo=lambda *_: None)
 
 
 @pytest.fixture(scope="session")
 def trained(sample_dir: Path, tmp_path_factory) -> dict:
     """A fresh trialcast home (MLflow store, registry) whose champion was trained on the sample.
 
+    Trained once per run: under pytest-xdist the first worker that needs it trains into a shared
+    folder (file lock) and every worker gets its own copy of that home (tests change their home:
+    aliases, forecast log), relocated to itself like any copied home (``features.store.relocate``).
     ``TRIALCAST_TEST_CACHE`` shares the embedding cache between local runs (content-keyed, so safe)."""
-    from features.config import Settings
-    from training.jobs import run_train
+    import pickle
+    import shutil
 
-    home = tmp_path_factory.mktemp("home")
+    from filelock import FileLock
+
+    from features.config import Settings
+    from features.store import relocate
+
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        home = tmp_path_factory.mktemp("home")
+        summary = _train_sample(sample_dir, home)
+    else:
+        shared = _shared_root(tmp_path_factory)
+        with FileLock(str(shared / "trained.lock")):
+            if not (shared / "trained.pickle").exists():
+                summary = _train_sample(sample_dir, shared / "trained-home")
+                (shared / "trained.pickle").write_bytes(pickle.dumps(summary))
+        summary = pickle.loads((shared / "trained.pickle").read_bytes())
+        home = tmp_path_factory.mktemp("home")
+        shutil.copytree(shared / "trained-home", home, dirs_exist_ok=True)
     cache = os.environ.get("TRIALCAST_TEST_CACHE")
     settings = Settings(home=home, cache_file=Path(cache) if cache else None)
-    summary = run_train(sample_dir / "catalogue.parquet", settings, progress=False, echo=lambda *_: None)
+    relocate(settings)
     return {"home": home, "settings": settings, "summary": summary, "sample": sample_dir}
 
 

@@ -91,16 +91,18 @@ def fit(data: Dataset, settings: Settings, losses: tuple[str, ...] = LOSSES) -> 
     X, y = _xy(pipeline, data, settings)
     # Calibrated (rounds, bias scale, band) on the fold as it is: the masked rows teach the boosters
     # what absence means, they are not launches whose band must be 80% wide.
-    given = pipeline.transform(data.frame, data.embeddings)
+    # Only the calibration rows are read (a row's features do not depend on its batch).
     fit_mask, cal = holdout_split(data.frame, settings.holdout_fraction)
+    calibration = data.subset(cal)
+    given = pipeline.transform(calibration.frame, calibration.embeddings)
     comparison: dict[str, dict[str, float]] = {}
     candidates: dict[str, Forecaster] = {}
     threads, quantiles = fit_threads(settings, *X.shape), None
     for loss in losses:
-        model = Forecaster(loss, threads).calibrate(X[fit_mask], y[fit_mask], given[cal], y[cal], quantiles)
+        model = Forecaster(loss, threads).calibrate(X[fit_mask], y[fit_mask], given, y[cal], quantiles)
         quantiles = model.quantile_boosters  # the same for every point loss: fitted once
         # Score the uncorrected point forecast: the bias scale was set on this same fold.
-        raw = model.predict(given[cal])["p50"].to_numpy() / model.scale
+        raw = model.predict(given)["p50"].to_numpy() / model.scale
         comparison[loss] = {"wape": wape(y[cal], raw), "bias": bias(y[cal], raw), "scale": model.scale}
         candidates[loss] = model
     best = min(comparison, key=lambda name: comparison[name]["wape"])
