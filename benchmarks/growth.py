@@ -185,6 +185,7 @@ def step_embed(n: int, args: argparse.Namespace, engine: str) -> dict:
     if engine == "ray":  # Ray's start is a fixed cost; the actors' start and encoder loads are in the rate
         import ray
 
+        os.environ.setdefault("RAY_worker_niceness", "0")  # as features.engine starts a local Ray
         start = time.perf_counter()
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
         fixed = time.perf_counter() - start

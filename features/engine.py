@@ -36,6 +36,8 @@ def ray_session(settings: Settings) -> Iterator[None]:
     started = not ray.is_initialized()
     if started:
         address = os.environ.get("RAY_ADDRESS") or settings.ray_address
+        if not address:  # Ray runs its workers at nice 15; on a shared laptop they starved (see README)
+            os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=address, include_dashboard=False, log_to_driver=False,
                  **({} if address else {"num_cpus": settings.ray_workers}))
     try:
