@@ -215,7 +215,14 @@ class ModelConfig:
     extras: tuple[str, ...] = ()  # extra honest features of ``rank.EXTRAS`` ("cells", "analog_rank")
     rank_objective: str = "lambdarank"  # the ranker (``rank.Ranker``), used when rank_weight > 0
     rank_weight: float = 0.0  # weight of the ranker's score in the within-season order
+    rank_cohort: str = "season"  # the ranker's query groups in the history ("season" or "month")
+    rank_groups: tuple[str, ...] | None = None  # the ranker's feature groups (None: ``groups``)
+    rank_bins: int = vr.RANK_BINS  # the ranker's relevance labels (within-season quantile bins)
+    rank_rounds: int = vr.RANK_ROUNDS
+    rank_seeds: int = 1
+    rank_extras: tuple[str, ...] | None = None  # the ranker's extra features (None: ``extras``)
     level: bool = False  # each season's mean from ``rank.LevelModel`` instead of the point model
+    level_weight: float = 1.0  # weight of the level model's season mean (geometric, vs the point model's)
 
     def label(self) -> str:
         parts = ["+".join(self.losses), f"shares={self.shares}"]
@@ -229,8 +236,18 @@ class ModelConfig:
             parts.append("+" + "+".join(self.extras))
         if self.rank_weight > 0:
             parts.append(f"{self.rank_objective} w={self.rank_weight:g}")
+            if self.rank_cohort != "season":
+                parts.append(f"rank cohort={self.rank_cohort}")
+            if self.rank_groups is not None:
+                parts.append("rank groups=" + "+".join(self.rank_groups))
+            if (self.rank_bins, self.rank_rounds) != (vr.RANK_BINS, vr.RANK_ROUNDS):
+                parts.append(f"rank bins={self.rank_bins} rounds={self.rank_rounds}")
+            if self.rank_extras is not None:
+                parts.append("rank +" + ("+".join(self.rank_extras) or "nothing"))
+            if self.rank_seeds > 1:
+                parts.append(f"{self.rank_seeds} rank seeds")
         if self.level:
-            parts.append("level model")
+            parts.append("level model" + (f" w={self.level_weight:g}" if self.level_weight != 1.0 else ""))
         return ", ".join(parts)
 
     def with_(self, **changes) -> ModelConfig:
@@ -254,17 +271,19 @@ class VisuelleModel:
     ranker: vr.Ranker | None = None
     level: vr.LevelModel | None = None
 
-    def _inputs(self, X: pd.DataFrame, frame: pd.DataFrame, cache: dict | None = None) -> pd.DataFrame:
-        """The boosters' columns: the configuration's groups plus its extra honest features
-        (of ``frame`` against the history; the history's own are cached per history)."""
-        Xs = select(X, self.config.groups)
-        if not self.config.extras:
+    def _inputs(self, X: pd.DataFrame, frame: pd.DataFrame, cache: dict | None = None,
+                groups: tuple[str, ...] | None = None, extras: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """The boosters' columns: ``groups`` plus ``extras`` (default: the configuration's), the
+        extra honest features of ``frame`` against the history (the history's own are cached)."""
+        Xs = select(X, groups or self.config.groups)
+        extras = self.config.extras if extras is None else extras
+        if not extras:
             return Xs
-        key = ("extras", self.config.extras)
+        key = ("extras", extras)
         if cache is not None and key in cache:
             extra = cache[key]
         else:
-            extra = vr.extra_features(self.history, frame, self.config.extras, GAP_DAYS)
+            extra = vr.extra_features(self.history, frame, extras, GAP_DAYS)
             if cache is not None:
                 cache[key] = extra
         return pd.concat([Xs.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
@@ -286,9 +305,15 @@ class VisuelleModel:
                 cache[key] = model.refit(Xs, y)
             self.forecasters[loss] = cache[key]
         if self.config.rank_weight > 0:
-            key = ("ranker", self.config.rank_objective, self.config.groups, self.config.extras)
+            c = self.config
+            extras = c.extras if c.rank_extras is None else c.rank_extras
+            key = ("ranker", c.rank_objective, c.rank_cohort, c.rank_groups or c.groups, extras, c.rank_bins,
+                   c.rank_rounds, c.rank_seeds)
             if key not in cache:
-                cache[key] = vr.Ranker(self.config.rank_objective, threads=self.threads).fit(Xs, history)
+                Xr = self._inputs(X, history, cache, c.rank_groups, extras)
+                ranker = vr.Ranker(c.rank_objective, c.rank_cohort, c.rank_bins, c.rank_rounds, threads=self.threads,
+                                   seeds=c.rank_seeds)
+                cache[key] = ranker.fit(Xr, history)
             self.ranker = cache[key]
         if self.config.level:
             if "level" not in cache:
@@ -329,9 +354,15 @@ class VisuelleModel:
         p50 = total["p50"].to_numpy(dtype=float)
         new = p50
         if self.ranker is not None:
-            new = vr.blend_rank(new, self.ranker.predict(Xs), cohort, self.config.rank_weight)
+            c = self.config
+            same = c.rank_groups is None and c.rank_extras is None
+            Xr = Xs if same else self._inputs(X, frame, None, c.rank_groups, c.rank_extras)
+            new = vr.blend_rank(new, self.ranker.predict(Xr), cohort, self.config.rank_weight)
         if self.level is not None:
-            new = self.level.rescale(new, X, cohort)
+            # the level model's season mean, moved by the multiplier; a weight < 1 keeps part of the
+            # point model's own season mean (geometric mix of the two means)
+            m = self.config.multiplier
+            new = self.level.rescale(new / m, X, cohort, self.config.level_weight) * m
         factor = new / np.maximum(p50, 1e-9)
         return pd.DataFrame({"p10": total["p10"].to_numpy() * factor, "p50": new, "p90": total["p90"].to_numpy() * factor},
                             index=total.index)

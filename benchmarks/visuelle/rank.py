@@ -134,15 +134,26 @@ def within_cohort(values: np.ndarray, cohort: np.ndarray) -> tuple[np.ndarray, n
     return pct, z
 
 
+def cohort_of(frame: pd.DataFrame, kind: str) -> np.ndarray:
+    """The launch cohort of each row: its season label, or its season and month of launch."""
+    season = frame["season"].astype(str)
+    if kind == "season":
+        return season.to_numpy()
+    return (season + "|" + pd.to_datetime(frame["launch_date"]).dt.strftime("%Y-%m")).to_numpy()
+
+
 @dataclass
 class Ranker:
     objective: str = "lambdarank"  # or "rank_xendcg", "relative"
+    cohort: str = "season"  # the query groups of the history: "season" or "month" (of launch)
+    bins: int = RANK_BINS  # relevance labels: the within-cohort quantile bin of the 6-week units
     rounds: int = RANK_ROUNDS
     threads: int = 1
-    booster: lgb.Booster | None = None
+    seeds: int = 1  # boosters with different seeds, scores averaged (the order is noisy)
+    boosters: list[lgb.Booster] | None = None
 
     def fit(self, X: pd.DataFrame, history: pd.DataFrame) -> Ranker:
-        cohort = history["season"].astype(str).to_numpy()
+        cohort = cohort_of(history, self.cohort)
         pct, z = within_cohort(_log_units(history), cohort)
         params = {**RANK_PARAMS, "num_threads": self.threads}
         if self.objective == "relative":
@@ -150,15 +161,19 @@ class Ranker:
             params["objective"] = "regression"
         else:
             order = np.argsort(cohort, kind="stable")
-            label = np.minimum((pct * RANK_BINS).astype(int), RANK_BINS - 1)
+            label = np.minimum((pct * self.bins).astype(int), self.bins - 1)
             sizes = pd.Series(cohort[order]).value_counts(sort=False).reindex(pd.unique(cohort[order])).to_numpy()
             data = lgb.Dataset(X.iloc[order], label[order], group=sizes)
-            params.update(objective=self.objective, eval_at=[50])
-        self.booster = lgb.train(params, data, self.rounds)
+            # LightGBM's default truncation (the top 30 of a group): every pair of a season was
+            # measured too (lambdarank_truncation_level = the season's size): no better, 15x slower
+            params.update(objective=self.objective)
+            if self.bins > RANK_BINS:
+                params["label_gain"] = list(range(self.bins))  # linear gains (the default stops at 31 labels)
+        self.boosters = [lgb.train({**params, "seed": params["seed"] + i}, data, self.rounds) for i in range(self.seeds)]
         return self
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(X)
+        return np.mean([b.predict(X) for b in self.boosters], axis=0)
 
 
 def blend_rank(point: np.ndarray, score: np.ndarray, cohort: np.ndarray, weight: float) -> np.ndarray:
@@ -190,13 +205,14 @@ class LevelModel:
         self.booster = lgb.train(params, lgb.Dataset(X[list(LEVEL_COLUMNS)], y), self.rounds)
         return self
 
-    def rescale(self, point: np.ndarray, X: pd.DataFrame, cohort: np.ndarray) -> np.ndarray:
-        """``point`` with each cohort's mean set to the level model's mean over that cohort."""
+    def rescale(self, point: np.ndarray, X: pd.DataFrame, cohort: np.ndarray, weight: float = 1.0) -> np.ndarray:
+        """``point`` with each cohort's mean moved to the level model's mean over that cohort
+        (``weight`` < 1: part of the way, geometrically)."""
         level = self.booster.predict(X[list(LEVEL_COLUMNS)])
         out = np.asarray(point, dtype=float).copy()
         for c in pd.unique(cohort):
             rows = cohort == c
-            out[rows] *= level[rows].mean() / max(out[rows].mean(), 1e-9)
+            out[rows] *= (level[rows].mean() / max(out[rows].mean(), 1e-9)) ** weight
         return out
 
 
@@ -212,6 +228,33 @@ def exploration_variants(base):
         for w in (0.5, 1.0):
             v[f"{objective} blend w={w} + cells+analog_rank"] = base.with_(
                 rank_objective=objective, rank_weight=w, extras=("cells", "analog_rank"))
-    v["level model"] = base.with_(level=True, multiplier=1.0)
-    v["level model x1.1"] = base.with_(level=True, multiplier=1.1)
+    for cohort in ("season", "month"):
+        for groups in (None, ("attributes", "copy", "analogs", "gtrends")):
+            if cohort == "season" and groups is None:
+                continue  # = "lambdarank blend w=1.0"
+            name = f"lambdarank w=1 cohort={cohort} groups={'same' if groups is None else 'all'}"
+            v[name] = base.with_(rank_weight=1.0, rank_cohort=cohort, rank_groups=groups)
+    all_groups = ("attributes", "copy", "analogs", "gtrends")
+    r = base.with_(rank_weight=1.0, rank_groups=all_groups)
+    v["lambdarank w=1 groups=all + cells+analog_rank"] = r.with_(extras=("cells", "analog_rank"))
+    point_only = r.with_(rank_extras=("cells", "analog_rank"))
+    v["point: base; ranker: all groups + cells+analog_rank"] = point_only
+    v["point: base; ranker: all groups + cells+analog_rank, 3 seeds"] = point_only.with_(rank_seeds=3)
+    v["point: base; ranker: all groups + cells+analog_rank, w=0.75"] = point_only.with_(rank_weight=0.75)
+    for m in (1.0, 1.05, 1.1):
+        v[f"point: base; ranker: all groups + cells+analog_rank; level model w=0.5 x{m}"] = point_only.with_(
+            level=True, level_weight=0.5, multiplier=m)
+    v["point: base x1.3; ranker: all groups + cells+analog_rank"] = point_only.with_(multiplier=1.3)
+    v["point: base; ranker: all groups + cells"] = point_only.with_(rank_extras=("cells",))
+    v["point: base; ranker: all groups + analog_rank"] = point_only.with_(rank_extras=("analog_rank",))
+    v["point: base; ranker: all groups + cells+analog_rank, cohort=month"] = point_only.with_(rank_cohort="month")
+    v["point: base; ranker: rank_xendcg, all groups + cells+analog_rank"] = point_only.with_(rank_objective="rank_xendcg")
+    v["point: base; ranker: relative, all groups + cells+analog_rank"] = point_only.with_(rank_objective="relative")
+    v["lambdarank w=1 groups=all bins=32"] = r.with_(rank_bins=32)
+    v["lambdarank w=1 groups=all bins=4"] = r.with_(rank_bins=4)
+    v["lambdarank w=1 groups=all rounds=100"] = r.with_(rank_rounds=100)
+    v["lambdarank w=1 groups=all rounds=600"] = r.with_(rank_rounds=600)
+    for m in (1.0, 1.1):
+        for w in (1.0, 0.5):
+            v[f"level model w={w} x{m}"] = base.with_(level=True, multiplier=m, level_weight=w)
     return v
