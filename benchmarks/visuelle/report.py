@@ -229,6 +229,16 @@ def _standing(document: dict) -> list[str]:
             f"| {_num(100 * b['screen_p25'])}% | {_num(100 * (model['screen_p25'] - b['screen_p25']))} points "
             f"{_span(pair['screen_p25_minus_reference'], pct=True) if pair else ''} |"
         )
+    seasons = test["by_season"]
+    if len(seasons) > 1:
+        within = ", ".join(f"{name} {_num(100 * v['model']['screen_p25'])}% (kNN {_num(100 * v['attribute kNN (k=11)']['screen_p25'])}%)"
+                           for name, v in seasons.items())
+        biases = ", ".join(f"{name} {_pct(v['model']['bias6'])}" for name, v in seasons.items())
+        lines += ["", (f"Read after the single scoring, changing nothing: inside each test season the model screens {within}; "
+                       f"pooled over the seasons it screens {_num(100 * model['screen_p25'])}%. The pooled top quarter also "
+                       "depends on the level of one season against the other, which the model misses by different amounts "
+                       f"(bias {biases}). Each validation fold holds the tail of one season only, so the folds never "
+                       "measured that cross-season part of the ranking.")]
     lines += ["", (f"(brackets: {100 * ci['level']:.0f}% paired bootstrap intervals over test products.) The research "
                    "models below publish lower WAPE than the kNN on the same test.csv, but their checkpoints were "
                    "selected on test.csv itself, so their numbers are optimistic by an unknown margin and are not "
