@@ -187,8 +187,8 @@ RANKING_EXPLORATION = [
 ]
 
 # The research models' published VISUELLE results, for orientation only: each paper reports on
-# test.csv, and the training scripts published with them select their checkpoint on it (GTM-Transformer's
-# train.py monitors val_mae with val_dataloaders=test_loader; POP ships that GTM code). Only what
+# test.csv, and the training scripts published with GTM-Transformer (train.py) and POP (train_pop.py)
+# select their checkpoint on it (ModelCheckpoint on val_mae with val_dataloaders=test_loader). Only what
 # could be read in public sources during issue 15 is stated; the exact table values were not retrievable
 # from the stored copies and are not quoted from memory.
 RESEARCH = [
@@ -198,18 +198,18 @@ RESEARCH = [
     ("POP", "Joppi et al., *POP: Mining POtential Performance of new fashion products via webly cross-modal query "
      "expansion*, ECCV 2022, arXiv 2207.11001",
      "improves the sales forecasts of all state-of-the-art models on VISUELLE (abstract)",
-     "GTM code and selection"),
+     "checkpoint = best val_mae on test.csv (`train_pop.py`)"),
     ("MuQAR", "Papadopoulos et al., *Multimodal Quasi-AutoRegression: forecasting the visual popularity of new "
      "fashion products*, IJMIR 2022, arXiv 2204.04014",
      "4.65% lower WAPE and 4.8% lower MAE than the previous state of the art, GTM-Transformer (abstract); "
      "issue 15 puts this claim just above 52 WAPE",
-     "compared on test.csv"),
+     "reported on test.csv; training code not checked here"),
     ("Dif4FF", "Avogaro et al., *Dif4FF: Leveraging Multimodal Diffusion Models and Graph Neural Networks for "
      "Accurate New Fashion Product Performance Forecasting*, arXiv 2412.05566",
-     "new state of the art in MAE and WAPE on VISUELLE (abstract)", "compared on test.csv"),
+     "new state of the art in MAE and WAPE on VISUELLE (abstract)", "reported on test.csv; training code not checked here"),
     ("MDiFF", "Avogaro et al., *MDiFF: Exploiting Multimodal Score-based Diffusion Models for New Fashion Product "
      "Performance Forecasting*, ECCV 2024 FashionAI workshop, arXiv 2412.06840",
-     "state of the art on VISUELLE without Google Trends or text (abstract)", "compared on test.csv"),
+     "state of the art on VISUELLE without Google Trends or text (abstract)", "reported on test.csv; training code not checked here"),
 ]
 
 
@@ -240,9 +240,9 @@ def _standing(document: dict) -> list[str]:
                        f"(bias {biases}). Each validation fold holds the tail of one season only, so the folds never "
                        "measured that cross-season part of the ranking.")]
     lines += ["", (f"(brackets: {100 * ci['level']:.0f}% paired bootstrap intervals over test products.) The research "
-                   "models below publish lower WAPE than the kNN on the same test.csv, but their checkpoints were "
-                   "selected on test.csv itself, so their numbers are optimistic by an unknown margin and are not "
-                   "comparable with a test scored once after choosing on train.csv folds:"), "",
+                   "models below publish lower WAPE than the kNN on the same test.csv; the published training scripts of "
+                   "GTM-Transformer and POP select their checkpoint on test.csv itself, so those numbers are optimistic "
+                   "by an unknown margin and are not comparable with a test scored once after choosing on train.csv folds:"), "",
               "| model | paper | published claim on VISUELLE | selection |", "|---|---|---|---|"]
     lines += [f"| {m} | {paper} | {claim} | {sel} |" for m, paper, claim, sel in RESEARCH]
     return lines + [""]
