@@ -21,8 +21,8 @@ import pandas as pd
 
 from benchmarks.visuelle import protocol
 from benchmarks.visuelle import rank as vr
-from benchmarks.visuelle.benchmark import Split, feature_set, load_split
 from benchmarks.visuelle.adapter import load_gtrends
+from benchmarks.visuelle.benchmark import Split, feature_set, load_split
 from benchmarks.visuelle.model import ModelConfig, VisuelleModel, settings_for, without_pictures
 from features.cache import EmbeddingCache
 from features.config import Settings

@@ -195,20 +195,20 @@ RESEARCH = [
     ("GTM-Transformer", "Skenderi et al., *Well Googled is Half Done*, arXiv 2109.09824",
      "reports a lower 6-week WAPE than the kNN baselines; Google Trends worth 1.5 WAPE points (abstract)",
      "checkpoint = best val_mae on test.csv (`train.py`)"),
-    ("POP", "Joppi et al., *POP: Mining POtential Performance of new fashion products via webly cross-modal query "
-     "expansion*, ECCV 2022, arXiv 2207.11001",
+    ("POP", ("Joppi et al., *POP: Mining POtential Performance of new fashion products via webly cross-modal query "
+             "expansion*, ECCV 2022, arXiv 2207.11001"),
      "improves the sales forecasts of all state-of-the-art models on VISUELLE (abstract)",
      "checkpoint = best val_mae on test.csv (`train_pop.py`)"),
-    ("MuQAR", "Papadopoulos et al., *Multimodal Quasi-AutoRegression: forecasting the visual popularity of new "
-     "fashion products*, IJMIR 2022, arXiv 2204.04014",
-     "4.65% lower WAPE and 4.8% lower MAE than the previous state of the art, GTM-Transformer (abstract); "
-     "issue 15 puts this claim just above 52 WAPE",
+    ("MuQAR", ("Papadopoulos et al., *Multimodal Quasi-AutoRegression: forecasting the visual popularity of new "
+               "fashion products*, IJMIR 2022, arXiv 2204.04014"),
+     ("4.65% lower WAPE and 4.8% lower MAE than the previous state of the art, GTM-Transformer (abstract); "
+      "issue 15 puts this claim just above 52 WAPE"),
      "reported on test.csv; training code not checked here"),
-    ("Dif4FF", "Avogaro et al., *Dif4FF: Leveraging Multimodal Diffusion Models and Graph Neural Networks for "
-     "Accurate New Fashion Product Performance Forecasting*, arXiv 2412.05566",
+    ("Dif4FF", ("Avogaro et al., *Dif4FF: Leveraging Multimodal Diffusion Models and Graph Neural Networks for "
+                "Accurate New Fashion Product Performance Forecasting*, arXiv 2412.05566"),
      "new state of the art in MAE and WAPE on VISUELLE (abstract)", "reported on test.csv; training code not checked here"),
-    ("MDiFF", "Avogaro et al., *MDiFF: Exploiting Multimodal Score-based Diffusion Models for New Fashion Product "
-     "Performance Forecasting*, ECCV 2024 FashionAI workshop, arXiv 2412.06840",
+    ("MDiFF", ("Avogaro et al., *MDiFF: Exploiting Multimodal Score-based Diffusion Models for New Fashion Product "
+               "Performance Forecasting*, ECCV 2024 FashionAI workshop, arXiv 2412.06840"),
      "state of the art on VISUELLE without Google Trends or text (abstract)", "reported on test.csv; training code not checked here"),
 ]
 

@@ -86,7 +86,14 @@ def test_the_level_model_moves_each_season_to_its_mean() -> None:
 def test_the_ranked_configuration_end_to_end_on_the_fixture(fake_visuelle: Path, tmp_path: Path) -> None:
     """The benchmark's ranked candidate fits and forecasts; inside each test season its totals are the
     point model's totals in the ranker's order."""
-    from benchmarks.visuelle.benchmark import ATTRIBUTES_ONLY, BASE, RANKED, Split, feature_set, load_split
+    from benchmarks.visuelle.benchmark import (
+        ATTRIBUTES_ONLY,
+        BASE,
+        RANKED,
+        Split,
+        feature_set,
+        load_split,
+    )
     from benchmarks.visuelle.model import VisuelleModel, settings_for, without_pictures
     from features.cache import EmbeddingCache
     from features.config import Settings
