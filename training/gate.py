@@ -21,6 +21,9 @@ class GateDecision:
     reasons: tuple[str, ...]
     go_precision: float = float("nan")
     min_go_precision: float | None = None
+    # Logged beside WAPE, not gated: of the quarter of holdout SKUs ranked highest, the share truly in
+    # the top quarter (random = 25%) -- how well the model orders launches, which WAPE does not see.
+    screening_precision: float = float("nan")
 
     def as_tags(self) -> dict[str, str]:
         return {
@@ -33,6 +36,7 @@ class GateDecision:
             "gate.reasons": "; ".join(self.reasons) or "passed",
             "gate.go_precision": f"{self.go_precision:.4f}",
             "gate.min_go_precision": "none" if self.min_go_precision is None else f"{self.min_go_precision:.4f}",
+            "gate.screening_precision": f"{self.screening_precision:.4f}",
         }
 
     def as_dict(self) -> dict:
@@ -65,4 +69,5 @@ def check_gate(metrics: dict[str, float], metric: str, threshold: float, max_abs
         if not recall >= min_go_recall:
             reasons.append(f"GO recall {recall:.0%} is under {min_go_recall:.0%}: GO is given too rarely to count")
     return GateDecision(not reasons, metric, value, threshold, total_bias, max_abs_bias, tuple(reasons),
-                        float(metrics.get("go_precision", float("nan"))), min_go_precision)
+                        float(metrics.get("go_precision", float("nan"))), min_go_precision,
+                        float(metrics.get("screening_precision", float("nan"))))

@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.visuelle import features as vf
+from benchmarks.visuelle import rank as vr
 from benchmarks.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, TARGET, TARGET_WEEKS, VISUELLE_SPEC
 from features.assemble import BASE_MARGIN, FeaturePipeline
 from features.catalogue import Catalogue
@@ -211,6 +212,17 @@ class ModelConfig:
     multiplier: float = 1.0  # a fixed level factor on the total
     shares: str = "model"  # "model" (ShareModel) or "weekday"
     calibration_fraction: float = 0.2
+    extras: tuple[str, ...] = ()  # extra honest features of ``rank.EXTRAS`` ("cells", "analog_rank")
+    rank_objective: str = "lambdarank"  # the ranker (``rank.Ranker``), used when rank_weight > 0
+    rank_weight: float = 0.0  # weight of the ranker's score in the within-season order
+    rank_cohort: str = "season"  # the ranker's query groups in the history ("season" or "month")
+    rank_groups: tuple[str, ...] | None = None  # the ranker's feature groups (None: ``groups``)
+    rank_bins: int = vr.RANK_BINS  # the ranker's relevance labels (within-season quantile bins)
+    rank_rounds: int = vr.RANK_ROUNDS
+    rank_seeds: int = 1
+    rank_extras: tuple[str, ...] | None = None  # the ranker's extra features (None: ``extras``)
+    level: bool = False  # each season's mean from ``rank.LevelModel`` instead of the point model
+    level_weight: float = 1.0  # weight of the level model's season mean (geometric, vs the point model's)
 
     def label(self) -> str:
         parts = ["+".join(self.losses), f"shares={self.shares}"]
@@ -220,6 +232,22 @@ class ModelConfig:
             parts.append(f"x{self.multiplier:g}")
         if self.groups != NO_PICTURE_GROUPS:
             parts.append("groups=" + "+".join(self.groups))
+        if self.extras:
+            parts.append("+" + "+".join(self.extras))
+        if self.rank_weight > 0:
+            parts.append(f"{self.rank_objective} w={self.rank_weight:g}")
+            if self.rank_cohort != "season":
+                parts.append(f"rank cohort={self.rank_cohort}")
+            if self.rank_groups is not None:
+                parts.append("rank groups=" + "+".join(self.rank_groups))
+            if (self.rank_bins, self.rank_rounds) != (vr.RANK_BINS, vr.RANK_ROUNDS):
+                parts.append(f"rank bins={self.rank_bins} rounds={self.rank_rounds}")
+            if self.rank_extras is not None:
+                parts.append("rank +" + ("+".join(self.rank_extras) or "nothing"))
+            if self.rank_seeds > 1:
+                parts.append(f"{self.rank_seeds} rank seeds")
+        if self.level:
+            parts.append("level model" + (f" w={self.level_weight:g}" if self.level_weight != 1.0 else ""))
         return ", ".join(parts)
 
     def with_(self, **changes) -> ModelConfig:
@@ -240,23 +268,57 @@ class VisuelleModel:
     forecasters: dict[str, Forecaster] = field(default_factory=dict)
     shares: ShareModel | None = None
     history: pd.DataFrame | None = None
+    ranker: vr.Ranker | None = None
+    level: vr.LevelModel | None = None
+
+    def _inputs(self, X: pd.DataFrame, frame: pd.DataFrame, cache: dict | None = None,
+                groups: tuple[str, ...] | None = None, extras: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """The boosters' columns: ``groups`` plus ``extras`` (default: the configuration's), the
+        extra honest features of ``frame`` against the history (the history's own are cached)."""
+        Xs = select(X, groups or self.config.groups)
+        extras = self.config.extras if extras is None else extras
+        if not extras:
+            return Xs
+        key = ("extras", extras)
+        if cache is not None and key in cache:
+            extra = cache[key]
+        else:
+            extra = vr.extra_features(self.history, frame, extras, GAP_DAYS)
+            if cache is not None:
+                cache[key] = extra
+        return pd.concat([Xs.reset_index(drop=True), extra.reset_index(drop=True)], axis=1)
 
     def fit(self, history: pd.DataFrame, X: pd.DataFrame, cache: dict | None = None) -> VisuelleModel:
         """Fit on ``history``. ``cache`` (a dict kept by the caller for one history) reuses the
         forecasters and the share model that configurations differing only in level share."""
         cache = {} if cache is None else cache
-        Xs = select(X, self.config.groups)
+        self.history = history
+        Xs = self._inputs(X, history, cache)
         y = history[TARGET].to_numpy(dtype=float)
         fit_mask, cal_mask = holdout_split(history, self.config.calibration_fraction)
         self.forecasters = {}
         for loss in self.config.losses:
-            key = ("forecaster", loss, self.config.groups, self.config.calibration_fraction)
+            key = ("forecaster", loss, self.config.groups, self.config.extras, self.config.calibration_fraction)
             if key not in cache:
                 model = Forecaster(loss, self.threads)
                 model.calibrate(Xs[fit_mask], y[fit_mask], Xs[cal_mask], y[cal_mask])
                 cache[key] = model.refit(Xs, y)
             self.forecasters[loss] = cache[key]
-        self.history = history
+        if self.config.rank_weight > 0:
+            c = self.config
+            extras = c.extras if c.rank_extras is None else c.rank_extras
+            key = ("ranker", c.rank_objective, c.rank_cohort, c.rank_groups or c.groups, extras, c.rank_bins,
+                   c.rank_rounds, c.rank_seeds)
+            if key not in cache:
+                Xr = self._inputs(X, history, cache, c.rank_groups, extras)
+                ranker = vr.Ranker(c.rank_objective, c.rank_cohort, c.rank_bins, c.rank_rounds, threads=self.threads,
+                                   seeds=c.rank_seeds)
+                cache[key] = ranker.fit(Xr, history)
+            self.ranker = cache[key]
+        if self.config.level:
+            if "level" not in cache:
+                cache["level"] = vr.LevelModel(threads=self.threads).fit(X, y)
+            self.level = cache["level"]
         if self.config.shares == "model":
             if "shares" not in cache:
                 cache["shares"] = ShareModel(self.threads).fit(history, X)
@@ -264,7 +326,7 @@ class VisuelleModel:
         return self
 
     def predict(self, frame: pd.DataFrame, X: pd.DataFrame) -> Forecast:
-        Xs = select(X, self.config.groups)
+        Xs = self._inputs(X, frame)
         bands, by_loss = [], {}
         m = self.config.multiplier
         for loss, model in self.forecasters.items():
@@ -274,6 +336,7 @@ class VisuelleModel:
             p50 = raw * (model.scale if self.config.bias_scale else 1.0) * m
             bands.append(pd.DataFrame({"p10": out["p10"] * m, "p50": p50, "p90": out["p90"] * m}))
         total = sum(bands) / len(bands)
+        total = self._order_and_level(total, frame, X, Xs)
         total["p10"] = np.minimum(total["p10"], total["p50"])
         total["p90"] = np.maximum(total["p90"], total["p50"])
         if self.config.shares == "model":
@@ -281,6 +344,28 @@ class VisuelleModel:
         else:
             shares = weekday_shares(self.history, frame)
         return Forecast(curve_from_total(total["p50"].to_numpy(), shares), total, by_loss)
+
+    def _order_and_level(self, total: pd.DataFrame, frame: pd.DataFrame, X: pd.DataFrame, Xs: pd.DataFrame) -> pd.DataFrame:
+        """The ranker's order inside each target season, then the level model's season mean; the
+        P10/P90 band moves by the same factor as P50."""
+        if self.ranker is None and self.level is None:
+            return total
+        cohort = frame["season"].astype(str).to_numpy()
+        p50 = total["p50"].to_numpy(dtype=float)
+        new = p50
+        if self.ranker is not None:
+            c = self.config
+            same = c.rank_groups is None and c.rank_extras is None
+            Xr = Xs if same else self._inputs(X, frame, None, c.rank_groups, c.rank_extras)
+            new = vr.blend_rank(new, self.ranker.predict(Xr), cohort, self.config.rank_weight)
+        if self.level is not None:
+            # the level model's season mean, moved by the multiplier; a weight < 1 keeps part of the
+            # point model's own season mean (geometric mix of the two means)
+            m = self.config.multiplier
+            new = self.level.rescale(new / m, X, cohort, self.config.level_weight) * m
+        factor = new / np.maximum(p50, 1e-9)
+        return pd.DataFrame({"p10": total["p10"].to_numpy() * factor, "p50": new, "p90": total["p90"].to_numpy() * factor},
+                            index=total.index)
 
     def scales(self) -> dict[str, float]:
         return {loss: float(m.scale) for loss, m in self.forecasters.items()}

@@ -267,6 +267,11 @@ def test_the_gate_requires_go_launches_that_pay_back_when_asked() -> None:
     never = check_gate({**good, "go_precision": float("nan")}, "wape", 0.15, 0.10, min_go_precision=0.48)
     assert not never.passed and "no GO at all" in never.reasons[0]
     assert weak.as_tags()["gate.go_precision"] == "0.3000"
+    # screening precision is logged beside WAPE (not gated): NaN when the holdout did not measure it
+    assert weak.as_tags()["gate.screening_precision"] == "nan"
+    ranked = check_gate({**good, "screening_precision": 0.4}, "wape", 0.15, 0.10)
+    assert ranked.passed and ranked.as_tags()["gate.screening_precision"] == "0.4000"
+    assert ranked.screening_precision == 0.4
     assert check_gate({**good, "go_precision": 0.3}, "wape", 0.15, 0.10).passed  # not asked
     rare = check_gate({**good, "go_recall": 0.07}, "wape", 0.15, 0.10, min_go_precision=0.48, min_go_recall=0.5)
     assert not rare.passed and rare.reasons == ("GO recall 7% is under 50%: GO is given too rarely to count",)
