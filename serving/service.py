@@ -29,6 +29,7 @@ from serving.limits import (
     ErrorShape,
     Exposure,
     FileFieldsOnly,
+    OWNER_KEY,
     JsonOnly,
     QueueBound,
     quiet_refusals,
@@ -83,7 +84,7 @@ class Trialcast:
             self.predictor, message = None, problem
         web.state.predictor, web.state.message, web.state.settings = self.predictor, message, self.settings
         web.start_jobs()  # batch jobs left unfinished by a restart or a kill resume now
-        self.batcher = Batcher(self.predictor) if self.predictor is not None else None
+        self.batcher = Batcher.from_settings(self.predictor, self.settings) if self.predictor is not None else None
 
     def __is_ready__(self) -> bool:
         return self.predictor is not None
@@ -105,6 +106,7 @@ class Trialcast:
                                                                    "comma-separated.")] = None,
         pin_analogs: Annotated[OptionalText, Field(description="Past sku_ids to use as analogs whatever their "
                                                                "rank, comma-separated.")] = None,
+        ctx: bentoml.Context = None,  # type: ignore[assignment]  # who asked (serving.limits.Exposure)
     ) -> dict:
         """One SKU (the fields of ``features.schema.Sku``): P10/P50/P90 of 7-day units, the daily curve,
         GO / REVIEW / NO_GO with reasons, the 5 most similar past SKUs, the model version and gate metric."""
@@ -117,7 +119,8 @@ class Trialcast:
         record = {"title": title, "description": description, "cost_price": cost_price, "category": category,
                   "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload",
                   "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs}
-        answer = await self.batcher.submit(record, picture)  # shares a model call with concurrent requests
+        owner = ctx.request.scope.get(OWNER_KEY) if ctx is not None else None
+        answer = await self.batcher.submit(record, picture, owner)  # shares a model call with concurrent requests
         return answer if answer["ok"] else _invalid(answer["errors"])
 
     @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=64, max_latency_ms=120_000)
