@@ -20,12 +20,15 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from features import messages
 from features.config import Settings
+from serving.contract import JOB, ROWS
 from serving.predictor import Predictor
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SKU_PATTERN = re.compile(r"^[\w.\-]{1,200}$")
 JOB_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # job and forecast ids: 128 random bits as hex
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+JOB_ANSWER = {"content": {"application/json": {"schema": JOB}}}
+NOT_FINISHED = {409: {"description": "The job is not finished"}}
 
 
 @dataclass
@@ -336,10 +339,18 @@ def _accept(folder: Path, candidates: UploadFile, pictures: UploadFile | None,
 
 
 @app.post("/batch", summary="Start scoring a candidates table (CSV or .xlsx) with its pictures (zip or files)",
-          status_code=202)
-def start_batch(request: Request, candidates: UploadFile = File(...), pictures: UploadFile | None = File(None),
-                picture_files: list[UploadFile] | None = File(None)) -> JSONResponse:
-    """A plain ``def``: FastAPI runs it on a worker thread, so saving and unzipping never block the
+          status_code=202, responses={202: {"description": "The job, queued", **JOB_ANSWER}})
+def start_batch(request: Request,
+                candidates: UploadFile = File(..., description="The candidates table: CSV (UTF-8 or GB18030; "
+                                              "comma, semicolon or tab) or .xlsx; columns title, cost_price, ..."),
+                pictures: UploadFile | None = File(None, description="A zip of the pictures"),
+                picture_files: list[UploadFile] | None = File(None, description="Picture files")) -> JSONResponse:
+    """A multipart upload: the table and its pictures (a zip and/or files; a row's picture is found
+    by its path, its file name or its sku_id). Limits (settings ``batch_max_*``): the whole request,
+    the table's bytes and rows, the pictures' count and unpacked bytes (413); past the queue bound,
+    503 with Retry-After. The job belongs to its creator (the token, or the browser's cookie).
+
+    A plain ``def``: FastAPI runs it on a worker thread, so saving and unzipping never block the
     event loop (``/healthz`` answers meanwhile)."""
     lang = lang_of(request)
     if state.predictor is None or state.settings is None:
@@ -404,13 +415,15 @@ def _job_or_404(job_id: str, request: Request) -> tuple[dict[str, Any] | None, J
     return (view, None) if view else (None, refusal(404, "job_id", "job_not_found", lang))
 
 
-@app.get("/batch/{job_id}", summary="Progress of a batch job (counts by decision when done)")
+@app.get("/batch/{job_id}", summary="Progress of a batch job (counts by decision when done)",
+         responses={200: JOB_ANSWER})
 def batch_status(job_id: str, request: Request) -> JSONResponse:
     view, missing = _job_or_404(job_id, request)
     return missing or JSONResponse(view)
 
 
-@app.post("/batch/{job_id}/cancel", summary="Cancel a queued or running batch job")
+@app.post("/batch/{job_id}/cancel", summary="Cancel a queued or running batch job (between two chunks)",
+          responses={200: JOB_ANSWER})
 def batch_cancel(job_id: str, request: Request) -> JSONResponse:
     _view, missing = _job_or_404(job_id, request)
     if missing:
@@ -432,7 +445,8 @@ def _scores(job_id: str, request: Request) -> tuple[Any, JSONResponse | None]:
     return pd.read_parquet(path), None
 
 
-@app.get("/batch/{job_id}/rows", summary="A finished job's rows as the page shows them")
+@app.get("/batch/{job_id}/rows", summary="A finished job's rows as the page shows them",
+         responses={200: {"content": {"application/json": {"schema": ROWS}}}, **NOT_FINISHED})
 def batch_rows(job_id: str, request: Request) -> JSONResponse:
     from serving.jobs import result_rows
 
@@ -443,7 +457,10 @@ def batch_rows(job_id: str, request: Request) -> JSONResponse:
     return JSONResponse({"id": job_id, "lang": lang, "rows": result_rows(scores, lang, state.settings.currency)})
 
 
-@app.get("/batch/{job_id}/scores.{kind}", summary="Download the scores (CSV with a UTF-8 BOM, or Excel)")
+@app.get("/batch/{job_id}/scores.{kind}", summary="Download the scores (CSV with a UTF-8 BOM, or Excel)",
+         responses={200: {"description": "kind csv: text/csv; kind xlsx: Excel", "content": {
+             "text/csv": {"schema": {"type": "string"}}, XLSX: {"schema": {"type": "string", "format": "binary"}}}},
+             **NOT_FINISHED})
 def batch_result(job_id: str, kind: str, request: Request) -> Response:
     from features import spreadsheet
     from serving.jobs import export_frame
@@ -472,7 +489,8 @@ def _job_pictures(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     return (read_table(table).to_dict("records") if table else []), picture_index(folder)
 
 
-@app.get("/batch/{job_id}/pictures/{row}.jpg", summary="Thumbnail of a batch row's picture")
+@app.get("/batch/{job_id}/pictures/{row}.jpg", summary="Thumbnail of a batch row's picture (row from 1)",
+         responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}})
 def batch_picture(job_id: str, row: int, request: Request) -> Response:
     from serving.batch import find_picture
     from serving.jobs import job_folder
@@ -506,7 +524,9 @@ def _thumbnail(data: bytes, size: int = 96) -> bytes:
     return out.getvalue()
 
 
-@app.get("/template.{kind}", summary="A candidates template (CSV or Excel) with an example row")
+@app.get("/template.{kind}", summary="A candidates template (CSV or Excel) with an example row",
+         responses={200: {"description": "kind csv: text/csv; kind xlsx: Excel", "content": {
+             "text/csv": {"schema": {"type": "string"}}, XLSX: {"schema": {"type": "string", "format": "binary"}}}}})
 def template(kind: str) -> Response:
     import pandas as pd
 
