@@ -15,6 +15,7 @@ service's environment (``MALLOC_ARENA_MAX=2``, ``TRIALCAST_SERVE_ENCODE_BATCH=32
 
     python benchmarks/load.py --home .trialcast --sample sample          # starts its own service
     python benchmarks/load.py --url http://127.0.0.1:3000 --sample sample --seconds 60
+    python benchmarks/load.py --home .trialcast --sample sample --allocator 20   # growth or retention?
 
 Needs a trained home (``make demo`` or ``trialcast demo --no-serve``) and the sample folder.
 """
@@ -194,6 +195,61 @@ def batches(url: str, skus: list[tuple[dict, bytes]], n: int, items: int) -> dic
             "slowest_s": max(r[1] for r in results)}
 
 
+def allocator_variant(home: Path, sample: Path, encode_batch: int, arenas: int, calls: int) -> dict:
+    """In this process: the champion's ``Predictor`` answering ``calls`` batches of 32 new SKUs on a
+    worker thread (as the service's batcher does), resident memory after the warm-up and after."""
+    import asyncio
+
+    from features.config import Settings
+    from features.threads import apply
+    from serving.champion import load_champion
+    from serving.memory import cap_malloc_arenas
+
+    cap_malloc_arenas(arenas)
+    settings = Settings(home=home, serve_encode_batch=encode_batch)
+    apply(settings)
+    predictor, message = load_champion(settings)
+    if predictor is None:
+        raise SystemExit(message)
+    skus = candidates(sample)
+    process = psutil.Process()
+
+    def batch(k: int) -> tuple[list[dict], list[bytes]]:
+        chosen = [skus[(k * 32 + j) % len(skus)] for j in range(32)]
+        return [{**f, "sku_id": "upload"} for f, _ in chosen], [fresh(p) for _, p in chosen]
+
+    async def run() -> dict:
+        await asyncio.to_thread(predictor.predict, *batch(0))
+        warm = process.memory_info().rss / 2**20
+        began = time.perf_counter()
+        for k in range(calls):
+            await asyncio.to_thread(predictor.predict, *batch(k + 1))
+        rate = calls * 32 / (time.perf_counter() - began)
+        return {"encode_batch": encode_batch, "arenas": arenas, "warm_mb": warm,
+                "after_mb": process.memory_info().rss / 2**20, "skus_s": rate, "load_average": load_average()}
+
+    return asyncio.run(run())
+
+
+def allocator(home: Path, sample: Path, calls: int) -> None:
+    """Growth or retention? Each variant in a fresh process: encoder runs of 32 or 8 pictures,
+    glibc's default arenas (0) or 2. Memory flat after the warm-up is retention, not a leak."""
+    rows = []
+    for encode_batch, arenas in ((32, 0), (32, 2), (8, 0), (8, 2)):
+        done = subprocess.run([sys.executable, __file__, "--home", str(home), "--sample", str(sample),
+                               "--allocator-variant", f"{encode_batch},{arenas},{calls}"],
+                              capture_output=True, text=True, check=True)
+        rows.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first = rows[0]
+    print(f"{'encode batch':>12} {'arenas':>6} {'after warm-up':>13} {'after':>7} {'growth':>7} {'SKU/s':>6} {'load':>5}"
+          f"   ratios to (32, default): growth, SKU/s")
+    for r in rows:
+        print(f"{r['encode_batch']:>12} {r['arenas'] or 'glibc':>6} {r['warm_mb']:>10.0f} MB {r['after_mb']:>4.0f} MB "
+              f"{r['after_mb'] - r['warm_mb']:>+4.0f} MB {r['skus_s']:>6.1f} {r['load_average']:>5}   "
+              f"x{(r['after_mb'] - r['warm_mb']) / max(first['after_mb'] - first['warm_mb'], 1):.2f}, "
+              f"x{r['skus_s'] / first['skus_s']:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", help="a running service (default: start one on --home)")
@@ -205,7 +261,16 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=16)
     parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                         help="environment of the started service (repeatable)")
+    parser.add_argument("--allocator", type=int, metavar="CALLS", default=0,
+                        help="instead: memory growth or retention, in-process, CALLS batches of 32 per variant")
+    parser.add_argument("--allocator-variant", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.allocator_variant:
+        encode_batch, arenas, calls = (int(x) for x in args.allocator_variant.split(","))
+        print(json.dumps(allocator_variant(args.home, args.sample, encode_batch, arenas, calls)))
+        return
+    if args.allocator:
+        return allocator(args.home, args.sample, args.allocator)
     extra = dict(item.split("=", 1) for item in args.env)
     skus = candidates(args.sample)
     with service(args.url, args.home, extra) as (url, pid):
