@@ -56,6 +56,8 @@ def test_the_creator_reads_and_downloads_its_job(alice_job: dict) -> None:
     for route in JOB_ROUTES:
         assert alice.get(route.format(id=job["id"])).status_code == 200, route
     assert job["id"] in [j["id"] for j in alice.get("/history").json()["jobs"]]
+    # a status reply is the job's row, not its results (one was 4.3 MB when jobs lived in memory)
+    assert len(alice.get(f"/batch/{job['id']}").content) < 10_000
 
 
 @pytest.mark.parametrize("who", ["another browser", "no cookie", "a forged cookie"])
