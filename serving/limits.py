@@ -20,7 +20,7 @@ set by the small ``/login`` form served here, so the page's own fetch calls need
 security headers on every answer. Each refusal logs one line. It also names the caller for the
 routes that keep things per person (batch jobs, kept forecasts: ``OWNER_KEY`` in the ASGI scope):
 with a token, the token's identity; without one, a per-browser HttpOnly SameSite=Strict cookie
-holding 256 random bits, set on the first answer that lacks it.
+holding 256 random bits, set by the first request that creates something.
 """
 
 from __future__ import annotations
@@ -293,7 +293,7 @@ class Exposure:
             return
         if path == "/login" and self.token:
             return await self._login(method, receive, with_headers)
-        owner, cookie = self._owner(headers)
+        owner, cookie = self._owner(method, headers)
         scope[OWNER_KEY] = owner
 
         async def with_cookie(msg: t.Any) -> None:
@@ -303,15 +303,20 @@ class Exposure:
 
         await self.app(scope, receive, with_cookie if path not in OPEN_PATHS else with_headers)
 
-    def _owner(self, headers: dict[str, str]) -> tuple[str | None, bytes | None]:
+    def _owner(self, method: str, headers: dict[str, str]) -> tuple[str | None, bytes | None]:
         """(SHA-256 of the caller's identity, a Set-Cookie to send or None). With a token every
-        authorised caller is the token's holder; without one, the browser's own random cookie."""
+        authorised caller is the token's holder; without one, the browser's own random cookie,
+        made by the first request that creates something (a forecast, a job). Never by a read: a
+        link followed from another site arrives without the SameSite=Strict cookie, and a new one
+        set then would replace the browser's identity and lose its jobs."""
         if self.token:
             return hashlib.sha256(b"token:" + self.session.encode()).hexdigest(), None
         for pair in headers.get("cookie", "").split(";"):
             name, _, value = pair.strip().partition("=")
             if name == CLIENT_COOKIE and CLIENT_PATTERN.match(value):
                 return hashlib.sha256(b"client:" + value.encode()).hexdigest(), None
+        if method in SAFE_METHODS:
+            return None, None
         value = secrets.token_urlsafe(32)
         cookie = f"{CLIENT_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000"
         return hashlib.sha256(b"client:" + value.encode()).hexdigest(), cookie.encode()

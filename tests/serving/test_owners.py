@@ -66,7 +66,7 @@ def test_nobody_else_reads_cancels_or_lists_it(alice_job: dict, server: dict, wh
     cookies = {"trialcast_client": secrets.token_urlsafe(32)} if who == "a forged cookie" else None
     with httpx.Client(base_url=server["url"], timeout=60, cookies=cookies) as other:
         if who == "another browser":
-            other.get("/history")  # gets a cookie of its own
+            other.post(f"/batch/{'0' * 32}/cancel")  # a request that may create something: a cookie of its own
             assert other.cookies.get("trialcast_client") not in (None, alice_job["alice"].cookies["trialcast_client"])
         for route in JOB_ROUTES:
             if who == "no cookie":
@@ -94,3 +94,12 @@ def test_forecasts_are_listed_to_who_asked_and_open_by_their_link(server: dict, 
         assert forecast_id not in [f["id"] for f in bob.get("/history").json()["forecasts"]]
         shared = bob.get(f"/forecasts/{forecast_id}")  # the share link: whoever has it may open it
         assert shared.status_code == 200 and shared.json()["forecast"] == answer["forecast"]
+
+
+def test_a_read_never_replaces_the_browsers_identity(server: dict) -> None:
+    """A link followed from another site arrives without the SameSite=Strict cookie: the answer
+    must not set a new one (it would replace the browser's and lose its jobs)."""
+    for path in ("/", "/history", f"/batch/{'0' * 32}"):
+        answer = httpx.get(server["url"] + path, timeout=30)
+        assert "trialcast_client" not in answer.headers.get("set-cookie", ""), path
+    assert httpx.get(server["url"] + "/history", timeout=30).json() == {"forecasts": [], "jobs": []}
