@@ -25,11 +25,11 @@ from serving import web
 from serving.champion import load_champion
 from serving.contract import Contract
 from serving.limits import (
+    OWNER_KEY,
     BodySizeLimit,
     ErrorShape,
     Exposure,
     FileFieldsOnly,
-    OWNER_KEY,
     JsonOnly,
     QueueBound,
     quiet_refusals,
