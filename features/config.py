@@ -116,6 +116,16 @@ class Settings(ModelSettings, BaseSettings):
                            "queued); one more gets 503 with Retry-After (serving.limits.QueueBound).")
     allowed_hosts: str = Field("127.0.0.1,localhost,::1", description="Comma-separated names the Host header "
                                "may carry (DNS-rebinding guard); add the name clients use when not on loopback.")
+    # How the service batches concurrent /predict requests (serving.predictor.Batcher; benchmarks/load.py).
+    serve_batch_items: int = Field(16, ge=1, description="Most single requests answered by one model call.")
+    serve_batch_wait_ms: float = Field(5.0, ge=0, description="How long a model call waits for more requests.")
+    serve_batch_concurrency: int = Field(2, ge=1, description="Model calls in flight at once (one encodes while "
+                                         "the other runs the feature path).")
+    serve_encode_batch: int = Field(8, ge=1, description="Pictures per encoder run in the service: the allocator "
+                                    "keeps the buffers of the largest run (batch 32: +350 MB, batch 8: +90 MB, "
+                                    "at the same pictures/s; serving/memory.py).")
+    serve_malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas of the service (0: glibc's default "
+                                     "of 8 per core, which keeps every thread's freed memory; serving/memory.py).")
 
     # MLflow.
     tracking_uri: str | None = Field(None, description="Defaults to SQLite under home.")

@@ -33,11 +33,33 @@ STATUSES = {
     "404": "No such resource",
     "413": "The upload is over a size limit, or the form has too many parts",
     "415": "Wrong content type (e.g. /predict takes multipart/form-data only)",
+    "409": "The job is not finished: its results are not there yet",
     "422": "The request is well-formed but a field is unusable (the field and the reason are named)",
     "500": "An unexpected error (the server log has the details)",
     "503": "Not ready (no gated champion loaded), or over the stated queue bound (then with Retry-After)",
 }
 READ = ("400", "401", "404", "500", "503")
+# A batch job as its creator sees it (serving.web.job_view): never a server path.
+JOB = {
+    "type": "object", "required": ["id", "status", "done", "total"],
+    "description": "A batch job of the page, as its creator sees it (anyone else gets 404).",
+    "properties": {
+        "id": {"type": "string", "pattern": "^[0-9a-f]{32}$", "description": "128 random bits"},
+        "status": {"type": "string", "enum": ["queued", "running", "done", "failed", "cancelled"]},
+        "status_text": {"type": "string"}, "done": {"type": "integer", "minimum": 0},
+        "total": {"type": "integer", "minimum": 0}, "filename": {"type": "string", "nullable": True},
+        "created_at": {"type": "string"}, "updated_at": {"type": "string"},
+        "queue_position": {"type": "integer", "minimum": 0},
+        "summary": {"type": "object", "description": "rows, pictures, how the table was read; counts by "
+                    "decision when done"},
+        "read_as": {"type": "string"},
+        "error": {"type": "object", "description": "why the job failed: code, params, message"},
+    },
+}
+ROWS = {"type": "object", "required": ["id", "rows"], "properties": {
+    "id": {"type": "string"}, "lang": {"type": "string"},
+    "rows": {"type": "array", "items": {"type": "object"}, "description": "one per input row, in order"}}}
+METRICS = {"description": "BentoML's Prometheus metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
 WRITE = (*READ, "403", "413", "415", "422")
 
 
@@ -94,7 +116,8 @@ def document_errors(doc: dict) -> dict:
             if any(media.get("schema", {}).get("required") for media in schema.values()):
                 operation["requestBody"]["required"] = True  # a body without its required fields is a 400
             responses = operation["responses"]
-            for status in statuses:
+            declared = [k for k in responses if k in STATUSES and k not in statuses]  # e.g. 409 of a route
+            for status in (*statuses, *declared):
                 responses[status] = {"description": STATUSES[status], "content": copy.deepcopy(body)}
                 if status == "503":
                     responses[status]["headers"] = {"Retry-After": {
@@ -102,8 +125,16 @@ def document_errors(doc: dict) -> dict:
     return doc
 
 
+def document_bentoml(doc: dict) -> dict:
+    """BentoML's own routes, which it documents as JSON without a body: ``/metrics`` is text."""
+    metrics = doc.get("paths", {}).get("/metrics", {}).get("get")
+    if metrics:
+        metrics["responses"]["200"] = copy.deepcopy(METRICS)
+    return doc
+
+
 def contract(doc: dict) -> dict:
-    return document_errors(openapi_30(doc))
+    return document_errors(document_bentoml(openapi_30(doc)))
 
 
 class Contract:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
+import secrets
 import time
-import uuid
 from datetime import date
 from typing import Any
 
@@ -65,19 +65,21 @@ class ForecastLog:
         self.settings, self.version = settings, version
         self._live: tuple[float, dict[str, Any] | None] | None = None
 
-    def record(self, rows: list[dict[str, Any]], images: list[bytes | None], answers: list[dict[str, Any]]) -> None:
-        """Give each ok answer a ``forecast_id`` and write them all; on a database error log it and
-        set the ids to None (the answers still go out)."""
+    def record(self, rows: list[dict[str, Any]], images: list[bytes | None], answers: list[dict[str, Any]],
+               owners: list[str | None] | None = None) -> None:
+        """Give each ok answer a ``forecast_id`` (128 random bits: it is a share link) and write them
+        all, the single forecasts kept whole for their ``owners``; on a database error log it and set
+        the ids to None (the answers still go out)."""
         from features.ledger import open_ledger
         from features.ledger.store import write_forecasts
 
         entries = []
         for row, image, answer in zip(rows, images, answers):
-            answer["forecast_id"] = uuid.uuid4().hex
+            answer["forecast_id"] = secrets.token_hex(16)
             entries.append(entry(answer["forecast_id"], row, image, answer, self.version))
         try:
             write_forecasts(open_ledger(self.settings), entries, images)
-            keep_answers(self.settings, rows, answers)
+            keep_answers(self.settings, rows, answers, owners or [None] * len(rows))
         except Exception:
             log.exception("could not write %d forecasts to the log %s", len(entries), self.settings.ledger_url)
             for answer in answers:
@@ -110,17 +112,19 @@ class ForecastLog:
 SINGLE = "upload"  # the sku_id /predict gives its one SKU: those answers are kept whole, to reopen
 
 
-def keep_answers(settings: Settings, rows: list[dict[str, Any]], answers: list[dict[str, Any]]) -> None:
-    """The whole answer of each single forecast (``/predict``), so the page can list, reopen and
-    share it; batch rows are in their job's scores, not here."""
+def keep_answers(settings: Settings, rows: list[dict[str, Any]], answers: list[dict[str, Any]],
+                 owners: list[str | None]) -> None:
+    """The whole answer of each single forecast (``/predict``), so the page can list (to who asked:
+    ``owners``), reopen and share it; batch rows are in their job's scores, not here."""
     from features.ledger import open_ledger
     from features.ledger.jobs import write_answers
 
-    keep = [(row, a) for row, a in zip(rows, answers) if row.get("sku_id") == SINGLE and a.get("forecast_id")]
+    keep = [(row, a, o) for row, a, o in zip(rows, answers, owners)
+            if row.get("sku_id") == SINGLE and a.get("forecast_id")]
     write_answers(open_ledger(settings), [
         {"forecast_id": a["forecast_id"], "created_at": _now(), "source": "predict",
-         "title": str(row.get("title") or "")[:200], "answer": _json_safe(a)}
-        for row, a in keep])
+         "title": str(row.get("title") or "")[:200], "answer": _json_safe(a), "owner": owner}
+        for row, a, owner in keep])
 
 
 def _json_safe(value: Any) -> Any:
@@ -138,14 +142,15 @@ def _json_safe(value: Any) -> Any:
     return _plain(value) if hasattr(value, "isoformat") else str(value)
 
 
-def recent(settings: Settings, limit: int, lang: str) -> list[dict[str, Any]]:
-    """The newest single forecasts: when, title, decision, P50 and band as people read them."""
+def recent(settings: Settings, limit: int, lang: str, owner: str | None) -> list[dict[str, Any]]:
+    """The newest single forecasts ``owner`` asked for: when, title, decision, P50 and band as
+    people read them."""
     from features import messages as m
     from features.ledger import open_ledger
     from features.ledger.jobs import recent_answers
 
     out = []
-    for row in recent_answers(open_ledger(settings), limit):
+    for row in recent_answers(open_ledger(settings), limit, owner=owner):
         a = row["answer"] or {}
         f, d = a.get("forecast") or {}, a.get("decision") or {}
         label = d.get("label")

@@ -17,7 +17,10 @@ and more parts than any /predict form needs (413).
 names (DNS rebinding), state-changing requests from another site are refused (``Sec-Fetch-Site`` /
 ``Origin``), an optional API token (``Authorization: Bearer``, or an HttpOnly SameSite=Strict cookie
 set by the small ``/login`` form served here, so the page's own fetch calls need no change), and the
-security headers on every answer. Each refusal logs one line.
+security headers on every answer. Each refusal logs one line. It also names the caller for the
+routes that keep things per person (batch jobs, kept forecasts: ``OWNER_KEY`` in the ASGI scope):
+with a token, the token's identity; without one, a per-browser HttpOnly SameSite=Strict cookie
+holding 256 random bits, set by the first request that creates something.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import hashlib
 import hmac
 import json
 import logging
+import re
+import secrets
 import typing as t
 from urllib.parse import parse_qs, urlsplit
 
@@ -229,6 +234,9 @@ SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-typ
 OPEN_PATHS = ("/healthz", "/livez", "/readyz", "/login")  # probes, and the form that asks for the token
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 COOKIE = "trialcast_session"
+CLIENT_COOKIE = "trialcast_client"  # who created a job, without a token: 256 random bits per browser
+CLIENT_PATTERN = re.compile(r"^[A-Za-z0-9_-]{43}$")  # secrets.token_urlsafe(32)
+OWNER_KEY = "trialcast.owner"  # the ASGI scope key the routes read the caller's identity from
 LOGIN_PAGE = """<!doctype html>
 <html lang="zh"><head><meta charset="utf-8"><title>trialcast</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -285,7 +293,33 @@ class Exposure:
             return
         if path == "/login" and self.token:
             return await self._login(method, receive, with_headers)
-        await self.app(scope, receive, with_headers)
+        owner, cookie = self._owner(method, headers)
+        scope[OWNER_KEY] = owner
+
+        async def with_cookie(msg: t.Any) -> None:
+            if cookie is not None and msg["type"] == "http.response.start":
+                msg = {**msg, "headers": [*msg.get("headers", []), (b"set-cookie", cookie)]}
+            await with_headers(msg)
+
+        await self.app(scope, receive, with_cookie if path not in OPEN_PATHS else with_headers)
+
+    def _owner(self, method: str, headers: dict[str, str]) -> tuple[str | None, bytes | None]:
+        """(SHA-256 of the caller's identity, a Set-Cookie to send or None). With a token every
+        authorised caller is the token's holder; without one, the browser's own random cookie,
+        made by the first request that creates something (a forecast, a job). Never by a read: a
+        link followed from another site arrives without the SameSite=Strict cookie, and a new one
+        set then would replace the browser's identity and lose its jobs."""
+        if self.token:
+            return hashlib.sha256(b"token:" + self.session.encode()).hexdigest(), None
+        for pair in headers.get("cookie", "").split(";"):
+            name, _, value = pair.strip().partition("=")
+            if name == CLIENT_COOKIE and CLIENT_PATTERN.match(value):
+                return hashlib.sha256(b"client:" + value.encode()).hexdigest(), None
+        if method in SAFE_METHODS:
+            return None, None
+        value = secrets.token_urlsafe(32)
+        cookie = f"{CLIENT_COOKIE}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age=31536000"
+        return hashlib.sha256(b"client:" + value.encode()).hexdigest(), cookie.encode()
 
     def _refusal(self, method: str, path: str, headers: dict[str, str]) -> tuple | None:
         host = _host_name(headers.get("host", ""))

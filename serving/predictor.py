@@ -80,6 +80,8 @@ class Predictor:
         self.settings = settings
         self.version = version
         self.rule = decision_rule(settings)
+        # The encoder runs at most serve_encode_batch pictures at once (the same vectors at any batch size).
+        self.encode_settings = settings.model_copy(update={"batch_size": settings.serve_encode_batch})
         self.history = frozenset(bundle.pipeline.history["sku_id"].astype(str))
         self.log = ForecastLog(settings, version)  # the forecast log and this version's live error
 
@@ -146,9 +148,11 @@ class Predictor:
         }
 
     def predict(self, records: list[dict[str, Any]], images: list[bytes | None], *,
-                image_required: bool = True, to_log: bool = True) -> list[dict[str, Any]]:
+                image_required: bool = True, to_log: bool = True,
+                owners: list[str | None] | None = None) -> list[dict[str, Any]]:
         """One answer per record, in order: a forecast and decision, or the record's field errors.
-        Each ok answer is written to the forecast log (unless ``to_log`` is False) and carries its ``forecast_id``."""
+        Each ok answer is written to the forecast log (unless ``to_log`` is False) and carries its
+        ``forecast_id``; ``owners`` (who asked, per record) decides whose history lists it."""
         answers: list[dict[str, Any] | None] = [None] * len(records)
         good, clean_rows, good_images = [], [], []
         for i, (record, image) in enumerate(zip(records, images)):
@@ -163,15 +167,17 @@ class Predictor:
         if good:
             done = self._forecast_each(good, clean_rows, good_images, answers)
             if to_log and done:
+                asked = owners or [None] * len(records)
                 self.log.record([clean_rows[k] for k in done], [good_images[k] for k in done],
-                                [answers[good[k]] for k in done])  # type: ignore[misc]
+                                [answers[good[k]] for k in done],  # type: ignore[misc]
+                                [asked[good[k]] for k in done])
         return answers  # type: ignore[return-value]
 
     def _forecast(self, rows: list[dict[str, Any]], images: list[bytes | None]) -> list[dict[str, Any]]:
         frame = pd.DataFrame(rows)
         frame["image"] = None
         frame["image_path"] = None
-        forecasts = self.bundle.forecast(frame, self.settings, images=images, show=self.settings.analog_show)
+        forecasts = self.bundle.forecast(frame, self.encode_settings, images=images, show=self.settings.analog_show)
         return [self._answer(row, forecast) for row, forecast in zip(rows, forecasts)]
 
     def _forecast_each(self, good: list[int], rows: list[dict[str, Any]], images: list[bytes | None],
@@ -198,21 +204,29 @@ class Predictor:
 
 
 class Batcher:
-    """Concurrent single-SKU requests share one model call: the encoders and the feature path run
-    ~2x faster on a batch of 16 than on 16 single SKUs (measured on the sample champion), and with
-    one worker a request otherwise waits for every request ahead of it, one at a time.
+    """Concurrent single-SKU requests share model calls: with one worker a request otherwise waits
+    for every request ahead of it, one at a time.
 
-    ``submit`` queues one record; one task takes whatever is queued (after ``window`` seconds, so
-    that arrivals of the same moment join; at most ``max_items``) and answers them in one
-    ``Predictor.predict`` call in a thread, while the next batch gathers. A record that fails is
-    that record's ``ok: false`` (``Predictor.predict`` isolates it), never its batch-mates'."""
+    ``submit`` queues one record; a gathering task takes whatever is queued (after ``window``
+    seconds, so that arrivals of the same moment join; at most ``max_items``) and answers them in
+    one ``Predictor.predict`` call on a thread. Up to ``concurrency`` calls run at once: the picture
+    encoder (ONNX Runtime) and numpy release the GIL, so on 2 cores one call encodes while another
+    runs the feature path and the forecast log; the next batch gathers meanwhile. A record that
+    fails is that record's ``ok: false`` (``Predictor.predict`` isolates it), never its
+    batch-mates'. Sizes set by measurement (``benchmarks/load.py``, settings ``serve_batch_*``)."""
 
-    def __init__(self, predictor: Predictor, max_items: int = 32, window: float = 0.005):
+    def __init__(self, predictor: Predictor, max_items: int = 16, window: float = 0.005, concurrency: int = 2):
         self.predictor, self.max_items, self.window = predictor, max_items, window
+        self.concurrency = max(1, concurrency)
         self._queue: Any = None
         self._task: Any = None
 
-    async def submit(self, record: dict[str, Any], image: bytes | None) -> dict[str, Any]:
+    @classmethod
+    def from_settings(cls, predictor: Predictor, settings: Settings) -> Batcher:
+        return cls(predictor, settings.serve_batch_items, settings.serve_batch_wait_ms / 1000,
+                   settings.serve_batch_concurrency)
+
+    async def submit(self, record: dict[str, Any], image: bytes | None, owner: str | None = None) -> dict[str, Any]:
         import asyncio
 
         loop = asyncio.get_running_loop()
@@ -220,25 +234,38 @@ class Batcher:
             self._queue = asyncio.Queue()
             self._task = loop.create_task(self._run())
         future = loop.create_future()
-        await self._queue.put((record, image, future))
+        await self._queue.put((record, image, owner, future))
         return await future
 
     async def _run(self) -> None:
         import asyncio
 
+        slots = asyncio.Semaphore(self.concurrency)
+        running: set[Any] = set()
         while True:
             items = [await self._queue.get()]
+            await slots.acquire()  # gather while every slot is busy: the next call takes what queued
             await asyncio.sleep(self.window)
             while len(items) < self.max_items and not self._queue.empty():
                 items.append(self._queue.get_nowait())
-            try:
-                answers = await asyncio.to_thread(self.predictor.predict, [i[0] for i in items], [i[1] for i in items])
-            except Exception as error:  # noqa: BLE001 - e.g. the forecast log's database: fail these, keep serving
-                _log.exception("a batch of %d single requests failed", len(items))
-                for _, _, future in items:
-                    if not future.done():
-                        future.set_exception(error)
-                continue
-            for (_, _, future), answer in zip(items, answers):
+            task = asyncio.get_running_loop().create_task(self._answer(items, slots))
+            running.add(task)
+            task.add_done_callback(running.discard)
+
+    async def _answer(self, items: list[tuple], slots: Any) -> None:
+        import asyncio
+
+        try:
+            answers = await asyncio.to_thread(self.predictor.predict, [i[0] for i in items], [i[1] for i in items],
+                                              owners=[i[2] for i in items])
+        except Exception as error:  # noqa: BLE001 - e.g. the forecast log's database: fail these, keep serving
+            _log.exception("a batch of %d single requests failed", len(items))
+            for *_, future in items:
                 if not future.done():
-                    future.set_result(answer)
+                    future.set_exception(error)
+            return
+        finally:
+            slots.release()
+        for (*_, future), answer in zip(items, answers):
+            if not future.done():
+                future.set_result(answer)

@@ -25,6 +25,7 @@ from serving import web
 from serving.champion import load_champion
 from serving.contract import Contract
 from serving.limits import (
+    OWNER_KEY,
     BodySizeLimit,
     ErrorShape,
     Exposure,
@@ -34,6 +35,7 @@ from serving.limits import (
     quiet_refusals,
 )
 from serving.localise import Localise
+from serving.memory import cap_malloc_arenas
 from serving.predictor import Batcher
 
 
@@ -44,6 +46,14 @@ def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
          "detail": [{"loc": [e["field"]], "msg": e["reason"], "type": "invalid_input"} for e in errors]},
         status_code=422,
     )
+
+
+def _status(ctx: Any, response: JSONResponse) -> JSONResponse:
+    """BentoML gives an API that takes ``ctx`` the status of ``ctx.response`` (200 unless set), even
+    when it returns a response of its own: carry the response's status over."""
+    if ctx is not None:
+        ctx.response.status_code = response.status_code
+    return response
 
 
 def _warm_up(predictor: Any) -> str | None:
@@ -78,12 +88,13 @@ class Trialcast:
 
     def __init__(self) -> None:
         self.settings = get_settings()
+        cap_malloc_arenas(self.settings.serve_malloc_arenas)  # before the threads that allocate start
         self.predictor, message = load_champion(self.settings)
         if self.predictor is not None and (problem := _warm_up(self.predictor)) is not None:
             self.predictor, message = None, problem
         web.state.predictor, web.state.message, web.state.settings = self.predictor, message, self.settings
         web.start_jobs()  # batch jobs left unfinished by a restart or a kill resume now
-        self.batcher = Batcher(self.predictor) if self.predictor is not None else None
+        self.batcher = Batcher.from_settings(self.predictor, self.settings) if self.predictor is not None else None
 
     def __is_ready__(self) -> bool:
         return self.predictor is not None
@@ -105,20 +116,22 @@ class Trialcast:
                                                                    "comma-separated.")] = None,
         pin_analogs: Annotated[OptionalText, Field(description="Past sku_ids to use as analogs whatever their "
                                                                "rank, comma-separated.")] = None,
+        ctx: bentoml.Context = None,  # type: ignore[assignment]  # who asked (serving.limits.Exposure)
     ) -> dict:
         """One SKU (the fields of ``features.schema.Sku``): P10/P50/P90 of 7-day units, the daily curve,
         GO / REVIEW / NO_GO with reasons, the 5 most similar past SKUs, the model version and gate metric."""
         if self.predictor is None:
-            return web.not_ready()
+            return _status(ctx, web.not_ready())
         try:
             picture = image.read_bytes()
         except OSError:
-            return _invalid([{"field": "image", "reason": "the upload could not be read"}])
+            return _status(ctx, _invalid([{"field": "image", "reason": "the upload could not be read"}]))
         record = {"title": title, "description": description, "cost_price": cost_price, "category": category,
                   "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload",
                   "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs}
-        answer = await self.batcher.submit(record, picture)  # shares a model call with concurrent requests
-        return answer if answer["ok"] else _invalid(answer["errors"])
+        owner = ctx.request.scope.get(OWNER_KEY) if ctx is not None else None
+        answer = await self.batcher.submit(record, picture, owner)  # shares a model call with concurrent requests
+        return answer if answer["ok"] else _status(ctx, _invalid(answer["errors"]))
 
     @bentoml.api(route="/predict_batch", batchable=True, max_batch_size=64, max_latency_ms=120_000)
     def predict_batch(self, items: list[dict[str, Any]]) -> list[dict]:

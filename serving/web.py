@@ -20,12 +20,15 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 
 from features import messages
 from features.config import Settings
+from serving.contract import JOB, ROWS
 from serving.predictor import Predictor
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 SKU_PATTERN = re.compile(r"^[\w.\-]{1,200}$")
-JOB_PATTERN = re.compile(r"^[0-9a-f]{12,32}$")
+JOB_PATTERN = re.compile(r"^[0-9a-f]{32}$")  # job and forecast ids: 128 random bits as hex
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+JOB_ANSWER = {"content": {"application/json": {"schema": JOB}}}
+NOT_FINISHED = {409: {"description": "The job is not finished"}}
 
 
 @dataclass
@@ -187,6 +190,13 @@ class Refused(Exception):
         self.status, self.field, self.code, self.params = status, field_name, code, params
 
 
+def owner_of(request: Request) -> str | None:
+    """The caller's identity as ``serving.limits.Exposure`` named it (None: not known)."""
+    from serving.limits import OWNER_KEY
+
+    return request.scope.get(OWNER_KEY)
+
+
 def lang_of(request: Request) -> str:
     return messages.language(request.headers.get("accept-language"), request.query_params.get("lang"))
 
@@ -329,10 +339,18 @@ def _accept(folder: Path, candidates: UploadFile, pictures: UploadFile | None,
 
 
 @app.post("/batch", summary="Start scoring a candidates table (CSV or .xlsx) with its pictures (zip or files)",
-          status_code=202)
-def start_batch(request: Request, candidates: UploadFile = File(...), pictures: UploadFile | None = File(None),
-                picture_files: list[UploadFile] | None = File(None)) -> JSONResponse:
-    """A plain ``def``: FastAPI runs it on a worker thread, so saving and unzipping never block the
+          status_code=202, responses={202: {"description": "The job, queued", **JOB_ANSWER}})
+def start_batch(request: Request,
+                candidates: UploadFile = File(..., description="The candidates table: CSV (UTF-8 or GB18030; "
+                                              "comma, semicolon or tab) or .xlsx; columns title, cost_price, ..."),
+                pictures: UploadFile | None = File(None, description="A zip of the pictures"),
+                picture_files: list[UploadFile] | None = File(None, description="Picture files")) -> JSONResponse:
+    """A multipart upload: the table and its pictures (a zip and/or files; a row's picture is found
+    by its path, its file name or its sku_id). Limits (settings ``batch_max_*``): the whole request,
+    the table's bytes and rows, the pictures' count and unpacked bytes (413); past the queue bound,
+    503 with Retry-After. The job belongs to its creator (the token, or the browser's cookie).
+
+    A plain ``def``: FastAPI runs it on a worker thread, so saving and unzipping never block the
     event loop (``/healthz`` answers meanwhile)."""
     lang = lang_of(request)
     if state.predictor is None or state.settings is None:
@@ -355,18 +373,22 @@ def start_batch(request: Request, candidates: UploadFile = File(...), pictures: 
     from features.ledger.jobs import create_job
 
     name = Path(str(candidates.filename or "candidates.csv").replace("\\", "/")).name[:255]
-    create_job(jobs.engine, job_id, lang=lang, filename=name, total=summary["rows"], summary=summary)
+    owner = owner_of(request)
+    create_job(jobs.engine, job_id, lang=lang, filename=name, total=summary["rows"], summary=summary, owner=owner)
     jobs.wake.set()
-    return JSONResponse(job_view(job_id, lang), status_code=202)
+    return JSONResponse(job_view(job_id, lang, owner), status_code=202)
 
 
-def job_view(job_id: str, lang: str) -> dict[str, Any] | None:
-    """What a client may see of a job: no folder, no server path."""
+def job_view(job_id: str, lang: str, owner: str | None) -> dict[str, Any] | None:
+    """What its creator may see of a job (no folder, no server path); None for anyone else, as
+    for a job that does not exist (a job's existence is not told to others either)."""
+    import hmac
+
     from features.ledger.jobs import get_job
 
     jobs = runner()
     job = get_job(jobs.engine, job_id) if jobs is not None else None
-    if job is None:
+    if job is None or owner is None or not hmac.compare_digest(str(job.get("owner") or ""), owner):
         return None
     error = job.get("error")
     summary = job.get("summary") or {}
@@ -384,33 +406,37 @@ def job_view(job_id: str, lang: str) -> dict[str, Any] | None:
     return view
 
 
-def _job_or_404(job_id: str, lang: str) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+def _job_or_404(job_id: str, request: Request) -> tuple[dict[str, Any] | None, JSONResponse | None]:
+    """The job's view for its creator, else a 404 (unknown, or someone else's)."""
+    lang = lang_of(request)
     if not JOB_PATTERN.match(job_id) or state.settings is None:
         return None, refusal(404, "job_id", "job_not_found", lang)
-    view = job_view(job_id, lang)
+    view = job_view(job_id, lang, owner_of(request))
     return (view, None) if view else (None, refusal(404, "job_id", "job_not_found", lang))
 
 
-@app.get("/batch/{job_id}", summary="Progress of a batch job (counts by decision when done)")
+@app.get("/batch/{job_id}", summary="Progress of a batch job (counts by decision when done)",
+         responses={200: JOB_ANSWER})
 def batch_status(job_id: str, request: Request) -> JSONResponse:
-    view, missing = _job_or_404(job_id, lang_of(request))
+    view, missing = _job_or_404(job_id, request)
     return missing or JSONResponse(view)
 
 
-@app.post("/batch/{job_id}/cancel", summary="Cancel a queued or running batch job")
+@app.post("/batch/{job_id}/cancel", summary="Cancel a queued or running batch job (between two chunks)",
+          responses={200: JOB_ANSWER})
 def batch_cancel(job_id: str, request: Request) -> JSONResponse:
-    lang = lang_of(request)
-    _view, missing = _job_or_404(job_id, lang)
+    _view, missing = _job_or_404(job_id, request)
     if missing:
         return missing
     runner().cancel(job_id)
-    return JSONResponse(job_view(job_id, lang))
+    return JSONResponse(job_view(job_id, lang_of(request), owner_of(request)))
 
 
-def _scores(job_id: str, lang: str) -> tuple[Any, JSONResponse | None]:
+def _scores(job_id: str, request: Request) -> tuple[Any, JSONResponse | None]:
     import pandas as pd
 
-    view, missing = _job_or_404(job_id, lang)
+    lang = lang_of(request)
+    view, missing = _job_or_404(job_id, request)
     if missing:
         return None, missing
     path = state.settings.home / "batch_jobs" / job_id / "scores.parquet"  # type: ignore[union-attr]
@@ -419,18 +445,22 @@ def _scores(job_id: str, lang: str) -> tuple[Any, JSONResponse | None]:
     return pd.read_parquet(path), None
 
 
-@app.get("/batch/{job_id}/rows", summary="A finished job's rows as the page shows them")
+@app.get("/batch/{job_id}/rows", summary="A finished job's rows as the page shows them",
+         responses={200: {"content": {"application/json": {"schema": ROWS}}}, **NOT_FINISHED})
 def batch_rows(job_id: str, request: Request) -> JSONResponse:
     from serving.jobs import result_rows
 
     lang = lang_of(request)
-    scores, problem = _scores(job_id, lang)
+    scores, problem = _scores(job_id, request)
     if problem:
         return problem
     return JSONResponse({"id": job_id, "lang": lang, "rows": result_rows(scores, lang, state.settings.currency)})
 
 
-@app.get("/batch/{job_id}/scores.{kind}", summary="Download the scores (CSV with a UTF-8 BOM, or Excel)")
+@app.get("/batch/{job_id}/scores.{kind}", summary="Download the scores (CSV with a UTF-8 BOM, or Excel)",
+         responses={200: {"description": "kind csv: text/csv; kind xlsx: Excel", "content": {
+             "text/csv": {"schema": {"type": "string"}}, XLSX: {"schema": {"type": "string", "format": "binary"}}}},
+             **NOT_FINISHED})
 def batch_result(job_id: str, kind: str, request: Request) -> Response:
     from features import spreadsheet
     from serving.jobs import export_frame
@@ -438,7 +468,7 @@ def batch_result(job_id: str, kind: str, request: Request) -> Response:
     lang = lang_of(request)
     if kind not in ("csv", "xlsx"):
         return refusal(404, "job_id", "job_not_found", lang)
-    scores, problem = _scores(job_id, lang)
+    scores, problem = _scores(job_id, request)
     if problem:
         return problem
     frame = export_frame(scores, lang)
@@ -459,13 +489,14 @@ def _job_pictures(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     return (read_table(table).to_dict("records") if table else []), picture_index(folder)
 
 
-@app.get("/batch/{job_id}/pictures/{row}.jpg", summary="Thumbnail of a batch row's picture")
+@app.get("/batch/{job_id}/pictures/{row}.jpg", summary="Thumbnail of a batch row's picture (row from 1)",
+         responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}})
 def batch_picture(job_id: str, row: int, request: Request) -> Response:
     from serving.batch import find_picture
     from serving.jobs import job_folder
 
     lang = lang_of(request)
-    _view, missing = _job_or_404(job_id, lang)
+    _view, missing = _job_or_404(job_id, request)
     if missing:
         return missing
     try:
@@ -493,7 +524,9 @@ def _thumbnail(data: bytes, size: int = 96) -> bytes:
     return out.getvalue()
 
 
-@app.get("/template.{kind}", summary="A candidates template (CSV or Excel) with an example row")
+@app.get("/template.{kind}", summary="A candidates template (CSV or Excel) with an example row",
+         responses={200: {"description": "kind csv: text/csv; kind xlsx: Excel", "content": {
+             "text/csv": {"schema": {"type": "string"}}, XLSX: {"schema": {"type": "string", "format": "binary"}}}}})
 def template(kind: str) -> Response:
     import pandas as pd
 
@@ -526,8 +559,9 @@ def history(request: Request, limit: int = 30) -> JSONResponse:
     jobs = runner()
     from features.ledger.jobs import recent_jobs
 
-    listed = [job_view(j["id"], lang) for j in recent_jobs(jobs.engine, limit)] if jobs else []
-    return JSONResponse({"forecasts": recent(state.settings, limit, lang), "jobs": [j for j in listed if j]})
+    owner = owner_of(request)
+    listed = [job_view(j["id"], lang, owner) for j in recent_jobs(jobs.engine, limit, owner)] if jobs else []
+    return JSONResponse({"forecasts": recent(state.settings, limit, lang, owner), "jobs": [j for j in listed if j]})
 
 
 @app.get("/forecasts/{forecast_id}", summary="A single forecast on record, as it was answered")

@@ -45,7 +45,9 @@ batch_jobs = Table(
     Column("summary", JSON),  # counts by decision, scored / failed, how the file was read
     Column("error", JSON),  # {"code", "params"} when the job failed
     Column("cancel", Integer, nullable=False, default=0),  # 1: asked to stop
+    Column("owner", String(64)),  # SHA-256 of who created it (migration 0004_owners); None: nobody's
     Index("ix_batch_jobs_status", "status"),
+    Index("ix_batch_jobs_owner", "owner"),
     Index("ix_batch_jobs_created", "created_at"),
 )
 
@@ -58,15 +60,18 @@ forecast_answers = Table(
     Column("source", String(16), nullable=False),  # predict, predict_batch, batch, score
     Column("title", String(200)),
     Column("answer", JSON, nullable=False),
+    Column("owner", String(64)),  # SHA-256 of who asked (migration 0004_owners)
     Index("ix_forecast_answers_created", "created_at"),
+    Index("ix_forecast_answers_owner", "owner"),
 )
 
 
 def create_job(engine: Engine, job_id: str, *, lang: str, filename: str | None, total: int,
-               summary: dict[str, Any]) -> dict[str, Any]:
+               summary: dict[str, Any], owner: str | None = None) -> dict[str, Any]:
     stamp = now()
     row = {"id": job_id, "created_at": stamp, "updated_at": stamp, "status": "queued", "lang": lang,
-           "filename": filename, "total": total, "done": 0, "summary": summary, "error": None, "cancel": 0}
+           "filename": filename, "total": total, "done": 0, "summary": summary, "error": None, "cancel": 0,
+           "owner": owner}
     with engine.begin() as connection:
         connection.execute(batch_jobs.insert(), [row])
     return row
@@ -91,8 +96,11 @@ def active_jobs(engine: Engine) -> list[dict[str, Any]]:
         return [dict(r) for r in connection.execute(query).mappings()]
 
 
-def recent_jobs(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
-    query = select(batch_jobs).order_by(batch_jobs.c.created_at.desc()).limit(limit)
+def recent_jobs(engine: Engine, limit: int = 50, owner: str | None = None) -> list[dict[str, Any]]:
+    """The newest jobs of ``owner`` (None: an unknown caller, who lists nothing)."""
+    if owner is None:
+        return []
+    query = select(batch_jobs).where(batch_jobs.c.owner == owner).order_by(batch_jobs.c.created_at.desc()).limit(limit)
     with engine.connect() as connection:
         return [dict(r) for r in connection.execute(query).mappings()]
 
@@ -125,10 +133,14 @@ def read_answer(engine: Engine, forecast_id: str) -> dict[str, Any] | None:
         return dict(row) if row else None
 
 
-def recent_answers(engine: Engine, limit: int = 50, sources: tuple[str, ...] = ("predict",)) -> list[dict[str, Any]]:
+def recent_answers(engine: Engine, limit: int = 50, sources: tuple[str, ...] = ("predict",),
+                   owner: str | None = None) -> list[dict[str, Any]]:
+    """The newest kept answers of ``owner`` (None: an unknown caller, who lists nothing)."""
+    if owner is None:
+        return []
     query = (select(forecast_answers.c.forecast_id, forecast_answers.c.created_at, forecast_answers.c.title,
                     forecast_answers.c.source, forecast_answers.c.answer)
-             .where(forecast_answers.c.source.in_(sources))
+             .where(forecast_answers.c.source.in_(sources), forecast_answers.c.owner == owner)
              .order_by(forecast_answers.c.created_at.desc()).limit(limit))
     with engine.connect() as connection:
         return [dict(r) for r in connection.execute(query).mappings()]

@@ -416,7 +416,9 @@ def test_batch_round_trip(page: WebDriver, server: dict, candidates, sample_dir:
     wait(page, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#batch-result-rows tr")) == len(rows), SLOW,
          "the batch results never showed")
     job_id = page.current_url.split("job=")[1]
-    api = httpx.get(f"{server['url']}/batch/{job_id}/rows", timeout=30).json()["rows"]
+    # the job is this browser's (its HttpOnly trialcast_client cookie): read it as the same browser
+    as_page = {"trialcast_client": page.get_cookie("trialcast_client")["value"]}
+    api = httpx.get(f"{server['url']}/batch/{job_id}/rows", cookies=as_page, timeout=30).json()["rows"]
     by_id = {r["sku_id"]: r for r in api}
 
     progress = page.find_element(By.ID, "batch-progress")
@@ -468,7 +470,7 @@ def test_batch_round_trip(page: WebDriver, server: dict, candidates, sample_dir:
     assert cells[0] == "4" and cells[1] == "BAD-ROW" and cells[2].startswith("成本价：必须大于 0")
 
     # CSV with a BOM, in the page's language, formulas neutralised, whole units; Excel alike
-    response = httpx.get(page.find_element(By.ID, "batch-link").get_attribute("href"), timeout=30)
+    response = httpx.get(page.find_element(By.ID, "batch-link").get_attribute("href"), cookies=as_page, timeout=30)
     assert response.status_code == 200 and "text/csv" in response.headers["content-type"]
     assert response.content.startswith(b"\xef\xbb\xbf")
     scored = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
@@ -482,7 +484,7 @@ def test_batch_round_trip(page: WebDriver, server: dict, candidates, sample_dir:
         assert line["p50"] == str(by_id[r["sku_id"]]["p50"]) and line["p50"].isdigit()
         assert CJK.search(line["reasons"]) and "相似度" in line["similar_skus"] and "卖出" in line["similar_skus"]
     book = openpyxl.load_workbook(io.BytesIO(httpx.get(page.find_element(By.ID, "batch-link-xlsx").get_attribute("href"),
-                                                       timeout=30).content))
+                                                       cookies=as_page, timeout=30).content))
     sheet = [list(r) for r in book.active.iter_rows(values_only=True)]
     header = sheet[0]
     assert len(sheet) == len(rows) + 1

@@ -14,6 +14,9 @@ import httpx
 import pandas as pd
 import pytest
 
+# One browser: batch jobs and kept forecasts are its own (its trialcast_client cookie, issue 14 item 7).
+BROWSER = httpx.Client()
+
 LIMITS = {"batch_chunk": "4", "batch_max_rows": "45", "batch_max_file_bytes": "60000",
           "batch_max_unzipped_bytes": str(8 * 1024 * 1024), "batch_max_pictures": "100", "batch_max_queued": "1"}
 ZH = {"Accept-Language": "zh-CN"}
@@ -31,14 +34,14 @@ def picture_files(sample_dir: Path) -> list[tuple[str, tuple[str, bytes, str]]]:
 
 
 def post(url: str, table: bytes, name: str = "candidates.csv", extra: list | None = None, headers=None):
-    return httpx.post(url + "/batch", files=[("candidates", (name, table, "text/csv")), *(extra or [])],
+    return BROWSER.post(url + "/batch", files=[("candidates", (name, table, "text/csv")), *(extra or [])],
                       headers=headers, timeout=120)
 
 
 def wait_job(url: str, job_id: str, until, timeout: float = 600) -> dict:
     deadline = time.monotonic() + timeout
     while True:
-        job = httpx.get(f"{url}/batch/{job_id}", timeout=30).json()
+        job = BROWSER.get(f"{url}/batch/{job_id}", timeout=30).json()
         if until(job):
             return job
         assert time.monotonic() < deadline, job
@@ -110,7 +113,7 @@ def test_jobs_are_bounded_kept_through_a_kill_and_resumed(env: dict, start_serve
         assert missing["detail"][0]["params"] == {"columns": "cost_price"}  # named once, not once per row
         assert "成本价" not in missing["error"] and "缺少必需的列" in missing["error"]
         assert "没有收到任何图片" in cases[6][0].json()["error"]
-        assert httpx.get(url + "/healthz", timeout=5).status_code == 200
+        assert BROWSER.get(url + "/healthz", timeout=5).status_code == 200
         left = set(jobs_root.iterdir()) - before if jobs_root.is_dir() else set()
         assert left == set(), left
 
@@ -124,7 +127,7 @@ def test_jobs_are_bounded_kept_through_a_kill_and_resumed(env: dict, start_serve
         third = post(url, table, extra=picture_files(sample_dir)[:3])
         refused(third, 503, "candidates", "queue_full")
         assert third.headers["retry-after"] == "30"
-        cancelled = httpx.post(f"{url}/batch/{waiting['id']}/cancel", timeout=30).json()
+        cancelled = BROWSER.post(f"{url}/batch/{waiting['id']}/cancel", timeout=30).json()
         assert cancelled["status"] == "cancelled"
         seen += [first.text, third.text, str(cancelled)]
 
@@ -140,21 +143,21 @@ def test_jobs_are_bounded_kept_through_a_kill_and_resumed(env: dict, start_serve
         assert done["summary"]["resumed_chunks"] >= 3  # the chunks finished before the kill were kept
         assert done["summary"]["scored"] + done["summary"]["failed"] == 40
         assert sum(done["summary"]["counts"].values()) == done["summary"]["scored"]
-        rows = httpx.get(f"{url}/batch/{job['id']}/rows", timeout=60).json()["rows"]
+        rows = BROWSER.get(f"{url}/batch/{job['id']}/rows", timeout=60).json()["rows"]
         expected = pd.read_csv(sample_dir / "candidates.csv", dtype=str)["sku_id"].tolist()
         assert [r["sku_id"] for r in rows] == expected  # every row once, in order, none lost or doubled
         assert all(r["ok"] and r["decision"] in ("GO", "REVIEW", "NO_GO") for r in rows)
-        assert httpx.get(f"{url}/batch/{waiting['id']}", timeout=30).json()["status"] == "cancelled"
-        listed = httpx.get(url + "/history", timeout=30).json()["jobs"]
+        assert BROWSER.get(f"{url}/batch/{waiting['id']}", timeout=30).json()["status"] == "cancelled"
+        listed = BROWSER.get(url + "/history", timeout=30).json()["jobs"]
         assert {job["id"], waiting["id"]} <= {j["id"] for j in listed}
 
         # ---- a running job cancelled stops at its next chunk
         running_job = post(url, table, extra=picture_files(sample_dir)).json()
         wait_job(url, running_job["id"], lambda j: j["status"] == "running" and j["done"] >= 4)
-        httpx.post(f"{url}/batch/{running_job['id']}/cancel", timeout=30)
+        BROWSER.post(f"{url}/batch/{running_job['id']}/cancel", timeout=30)
         stopped = wait_job(url, running_job["id"], lambda j: j["status"] not in ("queued", "running"))
         assert stopped["status"] == "cancelled" and stopped["done"] < 40, stopped
-        assert httpx.get(f"{url}/batch/{running_job['id']}/scores.csv", timeout=30).status_code == 409
+        assert BROWSER.get(f"{url}/batch/{running_job['id']}/scores.csv", timeout=30).status_code == 409
         seen += [str(done), str(rows), str(listed), str(stopped)]
 
     for body in seen:

@@ -17,20 +17,23 @@ import pytest
 
 from features.catalogue import read_table_format
 
+# One browser: batch jobs and kept forecasts are its own (its trialcast_client cookie, issue 14 item 7).
+BROWSER = httpx.Client()
+
 CJK = re.compile(r"[\u4e00-\u9fff]")
 ZH = {"Accept-Language": "zh-CN,zh;q=0.9"}
 
 
 def run_job(url: str, files: list) -> list[dict]:
-    response = httpx.post(url + "/batch", files=files, timeout=120)
+    response = BROWSER.post(url + "/batch", files=files, timeout=120)
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
     deadline = time.monotonic() + 600
-    while (job := httpx.get(f"{url}/batch/{job_id}", timeout=30).json())["status"] in ("queued", "running"):
+    while (job := BROWSER.get(f"{url}/batch/{job_id}", timeout=30).json())["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, job
         time.sleep(0.5)
     assert job["status"] == "done", job
-    return httpx.get(f"{url}/batch/{job_id}/rows", timeout=60).json()["rows"]
+    return BROWSER.get(f"{url}/batch/{job_id}/rows", timeout=60).json()["rows"]
 
 
 def test_files_as_people_have_them_score_like_the_utf8_one(server: dict, sample_dir: Path) -> None:
@@ -63,15 +66,15 @@ def test_files_as_people_have_them_score_like_the_utf8_one(server: dict, sample_
 
 def test_the_template_is_a_candidates_table(server: dict, tmp_path: Path) -> None:
     for kind in ("csv", "xlsx"):
-        response = httpx.get(f"{server['url']}/template.{kind}", timeout=30)
+        response = BROWSER.get(f"{server['url']}/template.{kind}", timeout=30)
         assert response.status_code == 200 and "attachment" in response.headers["content-disposition"]
         path = tmp_path / f"template.{kind}"
         path.write_bytes(response.content)
         frame, _ = read_table_format(path)
         assert list(frame.columns)[:2] == ["sku_id", "launch_date"] and len(frame) == 1
-        assert frame["category"].iloc[0] in httpx.get(server["url"] + "/model", timeout=30).json()["categories"]
+        assert frame["category"].iloc[0] in BROWSER.get(server["url"] + "/model", timeout=30).json()["categories"]
         assert float(frame["cost_price"].iloc[0]) > 0 and frame["image"].iloc[0]
-    assert httpx.get(f"{server['url']}/template.csv", timeout=30).content.startswith(b"\xef\xbb\xbf")
+    assert BROWSER.get(f"{server['url']}/template.csv", timeout=30).content.startswith(b"\xef\xbb\xbf")
 
 
 def test_predict_speaks_the_language_asked(server: dict, sample_dir: Path) -> None:
@@ -80,18 +83,18 @@ def test_predict_speaks_the_language_asked(server: dict, sample_dir: Path) -> No
     files = {"image": ("sku.png", (sample_dir / row["image"]).read_bytes(), "image/png")}
     url = server["url"] + "/predict"
 
-    bad = httpx.post(url, data={**fields, "cost_price": "-5"}, files=files, headers=ZH, timeout=120)
+    bad = BROWSER.post(url, data={**fields, "cost_price": "-5"}, files=files, headers=ZH, timeout=120)
     assert bad.status_code in (400, 422)
     detail = bad.json()["detail"][0]
     assert detail["loc"][0] == "cost_price" and detail["code"] == "not_positive" and detail["params"] == {"value": "-5"}
     assert detail["msg"] == "必须大于 0，收到 -5" and bad.json()["error"] == "成本价：必须大于 0，收到 -5"
-    guarded = httpx.post(url, data=fields, files={"image": (None, "http://example.com/a.png")}, headers=ZH, timeout=120)
+    guarded = BROWSER.post(url, data=fields, files={"image": (None, "http://example.com/a.png")}, headers=ZH, timeout=120)
     assert guarded.json()["detail"][0]["code"] == "not_a_file" and CJK.search(guarded.json()["error"])  # the guards too
-    english = httpx.post(url + "?lang=en", data={**fields, "cost_price": "-5"}, files=files, headers=ZH, timeout=120)
+    english = BROWSER.post(url + "?lang=en", data={**fields, "cost_price": "-5"}, files=files, headers=ZH, timeout=120)
     assert english.json()["detail"][0]["msg"] == "must be positive, got -5"  # lang= wins over the header
 
-    zh = httpx.post(url, data=fields, files=files, headers=ZH, timeout=120).json()
-    en = httpx.post(url, data=fields, files=files, timeout=120).json()
+    zh = BROWSER.post(url, data=fields, files=files, headers=ZH, timeout=120).json()
+    en = BROWSER.post(url, data=fields, files=files, timeout=120).json()
     assert zh["lang"] == "zh" and en["lang"] == "en"
     assert CJK.search(zh["decision"]["message"]) and not CJK.search(en["decision"]["message"])
     assert zh["decision"]["message_en"] == en["decision"]["message"]
@@ -106,16 +109,16 @@ def test_predict_speaks_the_language_asked(server: dict, sample_dir: Path) -> No
     assert zh["warnings"] == []  # the sample's own launch dates lie inside the history
 
     # kept whole: listed in the history and reopened as it was answered
-    history = httpx.get(server["url"] + "/history", timeout=30).json()
+    history = BROWSER.get(server["url"] + "/history", timeout=30).json()
     assert en["forecast_id"] in [f["id"] for f in history["forecasts"]]
-    again = httpx.get(f"{server['url']}/forecasts/{en['forecast_id']}", timeout=30).json()
+    again = BROWSER.get(f"{server['url']}/forecasts/{en['forecast_id']}", timeout=30).json()
     assert again["forecast"] == en["forecast"] and again["reopened"]["forecast_id"] == en["forecast_id"]
-    missing = httpx.get(f"{server['url']}/forecasts/{'0' * 32}", headers=ZH, timeout=30)
+    missing = BROWSER.get(f"{server['url']}/forecasts/{'0' * 32}", headers=ZH, timeout=30)
     assert missing.status_code == 404 and missing.json()["detail"][0]["msg"] == "找不到该预测记录"
 
 
 def test_predict_batch_item_errors_in_chinese(server: dict) -> None:
-    response = httpx.post(server["url"] + "/predict_batch", headers=ZH, timeout=120,
+    response = BROWSER.post(server["url"] + "/predict_batch", headers=ZH, timeout=120,
                           json={"items": [{"title": "t", "cost_price": "-2", "image_base64": "!!"}]})
     assert response.status_code == 200, response.text
     answer = response.json()[0]
@@ -126,5 +129,5 @@ def test_predict_batch_item_errors_in_chinese(server: dict) -> None:
 
 @pytest.mark.parametrize("path", ["/batch/0123456789abcdef0123456789abcdef", "/batch/nothex/rows"])
 def test_unknown_jobs_are_404_in_words(server: dict, path: str) -> None:
-    response = httpx.get(server["url"] + path, headers=ZH, timeout=30)
+    response = BROWSER.get(server["url"] + path, headers=ZH, timeout=30)
     assert response.status_code == 404 and response.json()["detail"][0]["msg"] == "找不到该批量任务"

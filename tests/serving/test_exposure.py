@@ -128,6 +128,23 @@ def test_the_page_asks_once_then_its_own_calls_work_with_the_cookie(guarded: dic
         assert answer.status_code == 200 and answer.json()["ok"]
 
 
+def test_with_a_token_a_job_belongs_to_the_token(guarded: dict, picture: bytes) -> None:
+    """Item 7: with a token configured, a job is the token holder's: a bearer client creates it and
+    the page signed in with the same token reads it; a wrong token reads nothing."""
+    url, bearer = guarded["url"], {"authorization": f"Bearer {TOKEN}"}
+    table = b"sku_id,title,cost_price,image\nT1,white tee,45,t1.png\n"
+    created = httpx.post(url + "/batch", headers=bearer, timeout=120, files=[
+        ("candidates", ("c.csv", table, "text/csv")), ("picture_files", ("t1.png", picture, "image/png"))])
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    with httpx.Client(base_url=url, timeout=60) as browser:
+        browser.post("/login", data={"token": TOKEN}, headers={"origin": url, "sec-fetch-site": "same-origin"})
+        assert browser.get(f"/batch/{job_id}").status_code == 200
+        assert job_id in [j["id"] for j in browser.get("/history").json()["jobs"]]
+    wrong = httpx.get(f"{url}/batch/{job_id}", headers={"authorization": "Bearer wrong"}, timeout=30)
+    assert wrong.status_code == 401
+
+
 def test_login_from_another_site_is_refused(guarded: dict) -> None:
     response = httpx.post(guarded["url"] + "/login", data={"token": TOKEN}, headers={"sec-fetch-site": "cross-site"},
                           timeout=30)

@@ -37,3 +37,20 @@ def test_a_broken_log_never_fails_the_forecast(tmp_path) -> None:
     log.record([ROW], [b"picture"], answers)  # must not raise
     assert answers[0]["forecast_id"] is None and answers[0]["forecast"]["p50"] == 80.0
     assert log.live() is None
+
+
+def test_single_forecasts_are_kept_for_who_asked_with_128_bit_ids(tmp_path) -> None:
+    import re
+
+    from serving.forecast_log import recent, reopen
+
+    settings = Settings(home=tmp_path)
+    single = {**ROW, "sku_id": "upload"}  # what /predict gives its one SKU
+    answers = [answer(), answer()]
+    ForecastLog(settings, "7").record([single, single], [b"a", b"b"], answers, ["alice", "bob"])
+    ids = [a["forecast_id"] for a in answers]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)  # secrets.token_hex(16), not a 122-bit UUID
+    assert [f["id"] for f in recent(settings, 10, "en", "alice")] == [ids[0]]
+    assert [f["id"] for f in recent(settings, 10, "en", "bob")] == [ids[1]]
+    assert recent(settings, 10, "en", None) == []
+    assert reopen(settings, ids[1])["reopened"]["forecast_id"] == ids[1]  # the share link opens for anyone

@@ -288,3 +288,49 @@ def test_embed_names_the_row_with_a_bad_picture(server: dict, cli, tmp_path) -> 
     assert done.returncode == 2, (done.stdout[-1000:], done.stderr[-2000:])
     assert "Traceback" not in done.stderr
     assert "image" in done.stderr and "not a picture" in done.stderr, done.stderr[-1000:]
+
+
+def test_a_web_job_keeps_every_row_around_a_bad_picture_and_escapes_formulas(url: str, picture: bytes) -> None:
+    """A web batch job lost all its rows on one DDS picture; and titles such as ``=HYPERLINK(...)``
+    came back unescaped in the scores CSV planners open in Excel. Now the DDS row is that row's
+    error, the others are scored, and the formula is written behind an apostrophe."""
+    import time
+
+    formula = '=HYPERLINK("http://evil.example/x","click")'
+    table = pd.DataFrame([{**FIELDS, "sku_id": "GOOD-1", "image": "good.png"},
+                          {**FIELDS, "sku_id": "DDS", "image": "bad.dds"},
+                          {**FIELDS, "sku_id": "FORMULA", "title": formula, "image": "good.png"}]).to_csv(index=False)
+    with httpx.Client(base_url=url, timeout=TIMEOUT) as browser:
+        created = browser.post("/batch", files=[("candidates", ("c.csv", table.encode(), "text/csv")),
+                                                ("picture_files", ("good.png", picture, "image/png")),
+                                                ("picture_files", ("bad.dds", dds_with_unknown_pixel_format(), "image/x-dds"))])
+        assert created.status_code == 202, created.text
+        job_id, deadline = created.json()["id"], time.monotonic() + 600
+        while (job := browser.get(f"/batch/{job_id}").json())["status"] in ("queued", "running"):
+            assert time.monotonic() < deadline, job
+            time.sleep(0.3)
+        assert job["status"] == "done" and job["summary"]["scored"] == 2 and job["summary"]["failed"] == 1, job
+        rows = {r["sku_id"]: r for r in browser.get(f"/batch/{job_id}/rows").json()["rows"]}
+        assert rows["GOOD-1"]["ok"] and rows["FORMULA"]["ok"] and not rows["DDS"]["ok"]
+        assert any(e["field"] == "image" for e in rows["DDS"]["errors"]), rows["DDS"]
+        scores = browser.get(f"/batch/{job_id}/scores.csv").content.decode("utf-8-sig")
+    cells = set(pd.read_csv(io.StringIO(scores), dtype=str, keep_default_na=False).to_numpy().ravel())
+    assert "'" + formula in cells and formula not in cells
+
+
+def test_twenty_concurrent_batches_are_all_answered(url: str, picture: bytes) -> None:
+    """20 concurrent /predict_batch requests got 15-16 answers of 503 ("process is overloaded"):
+    BentoML's batcher shed them past its latency budget. Now all 20 are answered, every item ok."""
+    item = {**FIELDS, "image_base64": base64.b64encode(picture).decode()}
+    barrier = threading.Barrier(20)
+
+    def one(k: int) -> tuple[int, int]:
+        body = {"items": [{**item, "sku_id": f"c{k}-{j}"} for j in range(8)]}
+        barrier.wait()
+        response = httpx.post(url + "/predict_batch", json=body, timeout=TIMEOUT)
+        return response.status_code, sum(bool(a.get("ok")) for a in response.json()) if response.status_code == 200 else 0
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(one, range(20)))
+    assert [status for status, _ in results] == [200] * 20, results
+    assert sum(ok for _, ok in results) == 160

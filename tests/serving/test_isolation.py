@@ -5,6 +5,10 @@ requests share one model call (``Batcher``) and each gets its own answer."""
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
+
+import pytest
 
 from serving.predictor import Batcher, Predictor
 
@@ -48,8 +52,9 @@ class Counting:
     def __init__(self) -> None:
         self.calls: list[list[str]] = []
 
-    def predict(self, records, images):
+    def predict(self, records, images, owners=None):
         self.calls.append([r["sku_id"] for r in records])
+        self.owners = [*getattr(self, "owners", []), *(owners or [])]
         return [{"sku_id": r["sku_id"], "ok": r["sku_id"] != "bad"} for r in records]
 
 
@@ -76,3 +81,35 @@ def test_the_batch_size_is_bounded() -> None:
 
     asyncio.run(clients())
     assert all(len(call) <= 8 for call in counting.calls) and sum(map(len, counting.calls)) == 20
+
+
+class Slow(Counting):
+    """A model call that takes a while and counts how many run at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = self.most = 0
+        self.lock = threading.Lock()
+
+    def predict(self, records, images, owners=None):
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        time.sleep(0.05)
+        with self.lock:
+            self.now -= 1
+        return super().predict(records, images, owners)
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_model_calls_in_flight_are_bounded_and_each_request_keeps_its_owner(concurrency: int) -> None:
+    slow = Slow()
+    batcher = Batcher(slow, max_items=4, window=0.001, concurrency=concurrency)  # type: ignore[arg-type]
+
+    async def clients() -> list[dict]:
+        return await asyncio.gather(*(batcher.submit({"sku_id": f"s{i}"}, b"", f"o{i}") for i in range(24)))
+
+    answers = asyncio.run(clients())
+    assert [a["sku_id"] for a in answers] == [f"s{i}" for i in range(24)]
+    assert slow.most == concurrency  # as many calls at once as allowed, never more
+    assert sorted(slow.owners) == sorted(f"o{i}" for i in range(24))

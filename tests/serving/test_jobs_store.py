@@ -45,13 +45,25 @@ def test_queue_order_status_and_expiry(tmp_path: Path) -> None:
     assert store.job_ids(engine) == {"b" * 32, "c" * 32}
 
 
+def test_jobs_are_listed_to_their_owner_only(tmp_path: Path) -> None:
+    engine = open_ledger(settings_for(tmp_path))
+    store.create_job(engine, "a" * 32, lang="en", filename="a.csv", total=1, summary={}, owner="alice")
+    store.create_job(engine, "b" * 32, lang="en", filename="b.csv", total=1, summary={}, owner="bob")
+    store.create_job(engine, "c" * 32, lang="en", filename="c.csv", total=1, summary={})  # before owners
+    assert [j["id"] for j in store.recent_jobs(engine, owner="alice")] == ["a" * 32]
+    assert store.recent_jobs(engine) == [] and store.get_job(engine, "b" * 32)["owner"] == "bob"
+
+
 def test_answers_are_kept_whole_and_listed_newest_first(tmp_path: Path) -> None:
     engine = open_ledger(settings_for(tmp_path))
     for i in range(3):
         store.write_answers(engine, [{"forecast_id": f"{i:032d}", "created_at": now(), "source": "predict",
-                                      "title": f"t{i}", "answer": {"forecast": {"p50": i}}}])
+                                      "title": f"t{i}", "answer": {"forecast": {"p50": i}}, "owner": "me"}])
         time.sleep(0.01)
-    assert [r["title"] for r in store.recent_answers(engine, 2)] == ["t2", "t1"]
+    store.write_answers(engine, [{"forecast_id": "8" * 32, "created_at": now(), "source": "predict",
+                                  "title": "theirs", "answer": {}, "owner": "someone else"}])
+    assert [r["title"] for r in store.recent_answers(engine, 2, owner="me")] == ["t2", "t1"]
+    assert store.recent_answers(engine, 10) == []  # an unknown caller lists nobody's answers
     assert store.read_answer(engine, f"{1:032d}")["answer"] == {"forecast": {"p50": 1}}
     assert store.read_answer(engine, "9" * 32) is None
 

@@ -14,6 +14,9 @@ import httpx
 import pandas as pd
 import pytest
 
+# One browser: batch jobs and kept forecasts are its own (its trialcast_client cookie, issue 14 item 7).
+BROWSER = httpx.Client()
+
 COST = 45.0
 SKU = {"title": "白色纯棉T恤 white cotton tee", "cost_price": str(COST), "category": "T恤",
        "description": "夏季新款 宽松 oversize", "launch_date": "2025-07-01"}
@@ -26,7 +29,7 @@ def ratio(a: float, b: float) -> float:
 
 
 def predict(url: str, picture: bytes, fields: dict) -> dict:
-    response = httpx.post(url + "/predict", files={"image": ("sku.png", picture, "image/png")}, data=fields,
+    response = BROWSER.post(url + "/predict", files={"image": ("sku.png", picture, "image/png")}, data=fields,
                           timeout=180)
     assert response.status_code == 200, response.text
     return response.json()
@@ -55,12 +58,12 @@ def test_every_absent_optional_field_is_stated_in_the_answer(server: dict, pictu
     bare = predict(server["url"], picture, {"title": SKU["title"], "cost_price": SKU["cost_price"]})
     assumed = bare["assumed"]
     assert set(assumed) == {"list_price", "category", "launch_date", "description"}
-    categories = httpx.get(server["url"] + "/model", timeout=30).json()["categories"]
+    categories = BROWSER.get(server["url"] + "/model", timeout=30).json()["categories"]
     assert assumed["category"] in categories
     assert assumed["launch_date"] == pd.Timestamp.today().date().isoformat()
     assert {"ASSUMED_LIST_PRICE", "ASSUMED_CATEGORY", "ASSUMED_LAUNCH_DATE"} <= set(bare["decision"]["reasons"])
     # Without a launch date (and a description) the holdout error breaks the gate: a person decides.
-    model = httpx.get(server["url"] + "/model", timeout=30).json()
+    model = BROWSER.get(server["url"] + "/model", timeout=30).json()
     assert bare["decision"]["label"] == "REVIEW" and "INPUT_NEEDED" in bare["decision"]["reasons"], (
         bare["decision"], model.get("absence"))
 
@@ -99,11 +102,11 @@ def test_batch_job_without_list_price(server: dict, tmp_path: Path) -> None:
         z.write(tmp_path / "batch" / PICTURE, PICTURE)
     files = {"candidates": ("candidates.csv", path.read_bytes(), "text/csv"),
              "pictures": ("pictures.zip", archive.getvalue(), "application/zip")}
-    job = httpx.post(server["url"] + "/batch", files=files, timeout=60).json()
+    job = BROWSER.post(server["url"] + "/batch", files=files, timeout=60).json()
     deadline = time.monotonic() + 300
-    while (status := httpx.get(f"{server['url']}/batch/{job['id']}", timeout=30).json())["status"] in ("queued", "running"):
+    while (status := BROWSER.get(f"{server['url']}/batch/{job['id']}", timeout=30).json())["status"] in ("queued", "running"):
         assert time.monotonic() < deadline, status
         time.sleep(0.5)
     assert status["status"] == "done", status
-    scores = httpx.get(f"{server['url']}/batch/{job['id']}/scores.csv", timeout=30)
+    scores = BROWSER.get(f"{server['url']}/batch/{job['id']}/scores.csv", timeout=30)
     _assert_close(pd.read_csv(io.BytesIO(scores.content), keep_default_na=False))
