@@ -59,7 +59,7 @@ JOB = {
 ROWS = {"type": "object", "required": ["id", "rows"], "properties": {
     "id": {"type": "string"}, "lang": {"type": "string"},
     "rows": {"type": "array", "items": {"type": "object"}, "description": "one per input row, in order"}}}
-METRICS = {"description": "BentoML's Prometheus metrics", "content": {"text/plain": {"schema": {"type": "string"}}}}
+METRICS = {"description": "Prometheus metrics of the service (requests, latencies, in flight)", "content": {"text/plain": {"schema": {"type": "string"}}}}
 WRITE = (*READ, "403", "413", "415", "422")
 
 
