@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -78,7 +79,10 @@ def candidates(sample_dir: Path) -> list[dict[str, str]]:
 
 
 def wait(driver: WebDriver, condition, timeout: float = 30, message: str = ""):
-    return WebDriverWait(driver, timeout, poll_frequency=0.2).until(lambda d: condition(d), message)
+    """Until ``condition`` holds; an element the page re-rendered between finding and reading it
+    (stale) is looked up again on the next poll, like one not there yet."""
+    return WebDriverWait(driver, timeout, poll_frequency=0.2,
+                         ignored_exceptions=(StaleElementReferenceException,)).until(lambda d: condition(d), message)
 
 
 def wait_for_model(driver: WebDriver) -> None:
