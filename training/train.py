@@ -37,6 +37,7 @@ from training.evaluate import (
     point_metrics,
     wape,
 )
+from training.fits import run_side_by_side
 from training.forecaster import LOSSES, Forecaster
 
 
@@ -109,6 +110,79 @@ def fit(data: Dataset, settings: Settings, losses: tuple[str, ...] = LOSSES) -> 
     return Fitted(pipeline, candidates[best].refit(X, y)), comparison
 
 
+@dataclass
+class HoldoutReport:
+    """What the gate and the plots read from the most recent launches (touched once)."""
+
+    metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+    absence: dict[str, dict[str, float]]
+    floors: Floors
+    table: pd.DataFrame  # per-SKU actual vs forecasts
+
+
+def _holdout_report(fitted: Fitted, dev: Dataset, hold: Dataset, settings: Settings) -> HoldoutReport:
+    """Score the development model on the holdout as the service would: the forecast and its band,
+    the curve, the decision with novelty floors set on the holdout, the baselines, absence costs."""
+    target = dev.catalogue.spec.target
+    forecast = fitted.predict(hold.frame, hold.embeddings)
+    y = hold.frame[target].to_numpy(dtype=float)
+    metrics = {
+        **point_metrics(y, forecast["p50"].to_numpy(), hold.frame["category"]),
+        **interval_metrics(y, forecast["p10"].to_numpy(), forecast["p90"].to_numpy()),
+    }
+    curve = fitted.pipeline.curve(hold.frame, hold.embeddings)
+    curve_columns = hold.catalogue.curve_columns
+    if curve is not None and curve_columns:
+        metrics["curve_wape"] = curve_wape(hold.frame[curve_columns].to_numpy(), curve * forecast["p50"].to_numpy()[:, None])
+    # The decision, as the service makes it, on every holdout launch; novelty floors from the holdout.
+    novelty = fitted.pipeline.novelty(hold.frame, hold.embeddings)
+    floors = Floors.fit(novelty["picture"], novelty["copy"], novelty["category_share"])
+    evidence, rule = evidence_rows(novelty, floors), rule_of(settings)
+    bands = [forecast[c].to_numpy() for c in ("p10", "p50", "p90")]
+    novel = (novelty["joint"] <= novelty["joint"].quantile(0.2)).to_numpy()  # the least similar fifth
+    metrics["coverage_p10_p90_novel_fifth"] = interval_metrics(y[novel], bands[0][novel], bands[2][novel])[
+        "coverage_p10_p90"]
+    metrics.update(decision_metrics(y, *labels(*bands, evidence, hold.frame, rule)))
+    knn = analog_knn(fitted.pipeline, hold.frame, hold.embeddings, settings.analog_k)
+    baselines = {
+        "category_mean": point_metrics(y, category_mean(dev.frame, target, hold.frame)),
+        "analog_knn": {**point_metrics(y, knn), **decision_metrics(y, *labels(knn, knn, knn, evidence, hold.frame, rule))},
+    }
+    absence = absence_costs(fitted, hold.frame, hold.embeddings, settings)
+
+    table = pd.DataFrame(
+        {
+            "sku_id": hold.frame["sku_id"],
+            "category": hold.frame["category"],
+            "launch_date": hold.frame["launch_date"],
+            "actual": y,
+            **{c: forecast[c].to_numpy() for c in ("p10", "p50", "p90")},
+        }
+    )
+    return HoldoutReport(metrics, baselines, absence, floors, table)
+
+
+def _backtest_fold(i: int, train_part: Dataset, test_part: Dataset, loss: str, settings: Settings) -> dict:
+    """One rolling origin: fit on the launches before it with the chosen loss, score the ones after."""
+    target = train_part.catalogue.spec.target
+    fold_model, _ = fit(train_part, settings, (loss,))
+    fold_forecast = fold_model.predict(test_part.frame, test_part.embeddings)
+    fold_y = test_part.frame[target].to_numpy(dtype=float)
+    return {
+        "fold": i,
+        "origin": str(test_part.frame["launch_date"].min().date()),
+        "n_test": len(test_part.frame),
+        **point_metrics(fold_y, fold_forecast["p50"].to_numpy()),
+        "category_mean_wape": wape(fold_y, category_mean(train_part.frame, target, test_part.frame)),
+    }
+
+
+def _final_fit(data: Dataset, loss: str, settings: Settings) -> Fitted:
+    """The model that serves: the chosen loss refitted on the whole snapshot."""
+    return fit(data, settings, (loss,))[0]
+
+
 def train(
     data: Dataset,
     settings: Settings,
@@ -132,80 +206,32 @@ def train(
 
     fitted, comparison = fit(dev, settings, losses)
     loss = fitted.forecaster.loss
-    forecast = fitted.predict(hold.frame, hold.embeddings)
     steps.update()
-    y = hold.frame[target].to_numpy(dtype=float)
-    metrics = {
-        **point_metrics(y, forecast["p50"].to_numpy(), hold.frame["category"]),
-        **interval_metrics(y, forecast["p10"].to_numpy(), forecast["p90"].to_numpy()),
-    }
-    curve = fitted.pipeline.curve(hold.frame, hold.embeddings)
-    curve_columns = data.catalogue.curve_columns
-    if curve is not None and curve_columns:
-        metrics["curve_wape"] = curve_wape(hold.frame[curve_columns].to_numpy(), curve * forecast["p50"].to_numpy()[:, None])
-    # The decision, as the service makes it, on every holdout launch; novelty floors from the holdout.
-    novelty = fitted.pipeline.novelty(hold.frame, hold.embeddings)
-    floors = Floors.fit(novelty["picture"], novelty["copy"], novelty["category_share"])
-    evidence, rule = evidence_rows(novelty, floors), rule_of(settings)
-    bands = [forecast[c].to_numpy() for c in ("p10", "p50", "p90")]
-    novel = (novelty["joint"] <= novelty["joint"].quantile(0.2)).to_numpy()  # the least similar fifth
-    metrics["coverage_p10_p90_novel_fifth"] = interval_metrics(y[novel], bands[0][novel], bands[2][novel])[
-        "coverage_p10_p90"]
-    metrics.update(decision_metrics(y, *labels(*bands, evidence, hold.frame, rule)))
-    knn = analog_knn(fitted.pipeline, hold.frame, hold.embeddings, settings.analog_k)
-    baselines = {
-        "category_mean": point_metrics(y, category_mean(dev.frame, target, hold.frame)),
-        "analog_knn": {**point_metrics(y, knn), **decision_metrics(y, *labels(knn, knn, knn, evidence, hold.frame, rule))},
-    }
-    absence = absence_costs(fitted, hold.frame, hold.embeddings, settings)
-    steps.update(2)
-
-    backtest = []
-    for i, (tr, te) in enumerate(rolling_origins(dev.frame, backtest_folds, settings.holdout_fraction / 2)):
-        if tr.sum() < 100 or te.sum() < 20:
-            continue
-        train_part, test_part = dev.subset(tr), dev.subset(te)
-        fold_model, _ = fit(train_part, settings, (loss,))
-        fold_forecast = fold_model.predict(test_part.frame, test_part.embeddings)
-        fold_y = test_part.frame[target].to_numpy(dtype=float)
-        backtest.append(
-            {
-                "fold": i,
-                "origin": str(test_part.frame["launch_date"].min().date()),
-                "n_test": int(te.sum()),
-                **{k: v for k, v in point_metrics(fold_y, fold_forecast["p50"].to_numpy()).items()},
-                "category_mean_wape": wape(fold_y, category_mean(train_part.frame, target, test_part.frame)),
-            }
-        )
-        steps.update()
-
-    final, _ = fit(data, settings, (loss,))
-    steps.update()
+    # The holdout report, the backtest folds and the final refit do not depend on each other: side by
+    # side (training/fits.py). The fitted dev model goes to the report; the loss chosen goes to all.
+    folds = [(i, dev.subset(tr), dev.subset(te))
+             for i, (tr, te) in enumerate(rolling_origins(dev.frame, backtest_folds, settings.holdout_fraction / 2))
+             if tr.sum() >= 100 and te.sum() >= 20]
+    answers = run_side_by_side([(_final_fit, (data, loss)), (_holdout_report, (fitted, dev, hold))]
+                               + [(_backtest_fold, (*fold, loss)) for fold in folds], settings)
+    final, report, backtest = answers[0], answers[1], answers[2:]
+    steps.update(3 + len(folds))
     steps.close()
 
-    holdout_table = pd.DataFrame(
-        {
-            "sku_id": hold.frame["sku_id"],
-            "category": hold.frame["category"],
-            "launch_date": hold.frame["launch_date"],
-            "actual": y,
-            **{c: forecast[c].to_numpy() for c in ("p10", "p50", "p90")},
-        }
-    )
     return TrainResult(
         final=final,
         loss=loss,
         loss_comparison=comparison,
-        holdout_metrics=metrics,
-        baseline_metrics=baselines,
+        holdout_metrics=report.metrics,
+        baseline_metrics=report.baselines,
         backtest=backtest,
-        holdout=holdout_table,
+        holdout=report.table,
         n_train=len(dev.frame),
         n_holdout=len(hold.frame),
         train_end=str(data.frame["launch_date"].max().date()),
         holdout_start=str(hold.frame["launch_date"].min().date()),
         # Every model-shaping setting (one group of the settings object), plus what training chose.
         params={**settings.model_settings(), "loss": loss, "rounds": final.forecaster.rounds},
-        absence=absence,
-        floors=floors,
+        absence=report.absence,
+        floors=report.floors,
     )

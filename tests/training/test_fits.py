@@ -1,0 +1,70 @@
+"""Training's independent fits side by side (training/fits.py): other processes, the same bits."""
+
+from __future__ import annotations
+
+import os
+
+import pandas as pd
+import pytest
+
+from features.config import Settings
+from training.fits import run_side_by_side, workers_for
+
+
+def where(label: str, settings: Settings) -> tuple[str, int, int]:
+    """A task that says which process ran it, under which thread budget."""
+    return label, os.getpid(), settings.threads
+
+
+def fails(label: str, settings: Settings) -> None:
+    raise ValueError(f"task {label} failed")
+
+
+def test_tasks_run_in_other_processes_in_task_order(tmp_path) -> None:
+    settings = Settings(home=tmp_path, threads=2, train_workers=2)
+    answers = run_side_by_side([(where, (str(i),)) for i in range(5)], settings)
+    assert [label for label, _, _ in answers] == ["0", "1", "2", "3", "4"]
+    pids = {pid for _, pid, _ in answers}
+    assert os.getpid() not in pids and 1 <= len(pids) <= 2
+    assert {threads for _, _, threads in answers} == {1}  # the budget shared, not doubled
+    alone = run_side_by_side([(where, ("a",))], settings)  # one task: no process started for it
+    assert alone == [("a", os.getpid(), 2)]
+    assert run_side_by_side([(where, ("b",))] * 3, settings.model_copy(update={"train_workers": 1}))[0][1] == os.getpid()
+
+
+def test_a_failing_task_raises_its_own_error(tmp_path) -> None:
+    with pytest.raises(ValueError, match="task x failed"):
+        run_side_by_side([(where, ("ok",)), (fails, ("x",))], Settings(home=tmp_path, train_workers=2))
+
+
+def test_workers_are_capped_by_tasks_and_cores(tmp_path) -> None:
+    settings = Settings(home=tmp_path, train_workers=8)
+    assert workers_for(settings, 1) == 1
+    assert workers_for(settings, 100) == min(8, os.cpu_count() or 1)
+    assert workers_for(settings.model_copy(update={"train_workers": 1}), 100) == 1
+
+
+@pytest.fixture(scope="module")
+def small_history(tmp_path_factory):
+    """400 SKUs of the synthetic sample, embedded (the shared test cache when one is set)."""
+    from features.sample import write_sample_catalogue
+    from training.data import load_dataset
+
+    folder = tmp_path_factory.mktemp("fits")
+    path = write_sample_catalogue(folder, n=400, candidates=0)
+    cache = os.environ.get("TRIALCAST_TEST_CACHE")
+    settings = Settings(home=folder / "home", cache_file=cache or None, threads=2)
+    return load_dataset(path, settings, progress=False), settings
+
+
+def test_a_run_with_two_workers_gives_the_bits_of_one(small_history) -> None:
+    from training.train import train
+
+    data, settings = small_history
+    one = train(data, settings.model_copy(update={"train_workers": 1}), progress=False)
+    two = train(data, settings.model_copy(update={"train_workers": 2}), progress=False)
+    assert len(one.backtest) == 3 and one.backtest == two.backtest  # every fold, to the last bit
+    assert one.holdout_metrics == two.holdout_metrics and one.loss_comparison == two.loss_comparison
+    assert one.params == two.params and one.final.forecaster.rounds == two.final.forecaster.rounds
+    served = [fitted.predict(data.frame, data.embeddings) for fitted in (one.final, two.final)]
+    pd.testing.assert_frame_equal(served[0], served[1], check_exact=True)  # the model that serves, too

@@ -1,0 +1,47 @@
+"""The fits of a training run that do not depend on each other, side by side in processes.
+
+Why: once the loss is chosen, the backtest folds and the final refit are independent fits of the
+same pipeline on different time slices; on one thread each (the sizes of a retailer's history are
+under ``features.threads.SMALL_FIT_CELLS``), a 2-core laptop runs two at once instead of leaving a
+core idle. joblib's loky processes (not threads: the feature path holds the GIL in pandas) get an
+equal share of the thread budget, and every fit gives the same bits as in one process
+(tests/training/test_fits.py). ``train_workers=1`` runs them here, in order.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from features.config import Settings
+
+
+def workers_for(settings: Settings, tasks: int) -> int:
+    """Processes for ``tasks`` independent fits: the setting, at most one per task and per core."""
+    return max(1, min(settings.train_workers, tasks, os.cpu_count() or 1))
+
+
+def _in_worker(function: Callable[..., Any], settings: Settings, args: tuple) -> Any:
+    """One task in a worker process: the thread budget set first, as the parent set its own."""
+    from features.threads import apply
+
+    apply(settings)
+    return function(*args, settings)
+
+
+Task = tuple[Callable[..., Any], tuple]
+
+
+def run_side_by_side(tasks: list[Task], settings: Settings) -> list[Any]:
+    """``function(*args, settings)`` for every ``(function, args)`` task, answers in task order, in up
+    to ``train_workers`` processes (in this process when one would do). A failing task raises here,
+    as it would inline. The functions must be importable (module level), as joblib pickles them."""
+    workers = workers_for(settings, len(tasks))
+    if workers == 1:
+        return [function(*args, settings) for function, args in tasks]
+    from joblib import Parallel, delayed
+
+    share = settings.model_copy(update={"threads": max(1, settings.threads // workers), "train_workers": 1})
+    return Parallel(n_jobs=workers, backend="loky")(
+        delayed(_in_worker)(function, share, args) for function, args in tasks)
