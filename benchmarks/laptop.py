@@ -10,7 +10,8 @@ in this one run, as medians of interleaved rounds (on a shared machine only the 
 2. the feature path (``embed_frame`` from picture bytes, empty cache) vs the bare encoders;
 3. training steps on the sample: the feature pipeline fit, the boosters' calibration of the 3
    candidate losses before (9 boosters, 2 threads) and after (P10/P90 once: 5 boosters, 1 thread),
-   and one whole training run (warm cache) against the issue's goal of 20 s;
+   and one whole training run (warm cache) against the issue's goal of 20 s, its independent fits side by
+   side (``train_workers``, training/fits.py) and in order;
 4. ``trialcast status`` and ``--help`` wall time vs ``python -c pass``;
 5. with ``--home`` (a trained champion): the real service's ``/predict`` p50/p95 for one SKU with a
    picture vs the bare encoders on the same inputs (the service's overhead), and ``/predict_batch``
@@ -194,12 +195,18 @@ def training_steps(settings: Settings, catalogue: Path, n: int) -> None:
         t["after2"] / t["after"])
     from training.train import train
 
+    in_order = settings.model_copy(update={"train_workers": 1})
+    t = rounds({"side": lambda: train(data, settings, progress=False),
+                "order": lambda: train(data, in_order, progress=False)}, n, False)
+    seconds = t["side"]
+    row(f"whole training run (fit, holdout, 3 backtest folds, refit), {settings.train_workers} workers",
+        f"{seconds:.1f} s", "goal 20 s", seconds / 20)
+    row("  the same, its independent fits in order in one process", f"{t['order']:.1f} s",
+        f"side by side {seconds:.1f} s", t["order"] / seconds)
     cpu = time.process_time()
-    seconds = timed(lambda: train(data, settings, progress=False))
+    timed(lambda: train(data, in_order, progress=False))
     cpu = time.process_time() - cpu
-    row("whole training run (fit, holdout, 3 backtest folds, refit)", f"{seconds:.1f} s", "goal 20 s",
-        seconds / 20)
-    row("  its CPU time (this process; less sensitive to the load)", f"{cpu:.1f} s", "goal 20 s", cpu / 20)
+    row("  CPU time of the run in one process (less sensitive to the load)", f"{cpu:.1f} s", "goal 20 s", cpu / 20)
     with busy_loop():
         busy = timed(lambda: train(data, settings, progress=False))
     row("whole training run beside a busy-loop process", f"{busy:.1f} s", f"alone {seconds:.1f} s",

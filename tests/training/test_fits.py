@@ -27,6 +27,9 @@ def test_tasks_run_in_other_processes_in_task_order(tmp_path) -> None:
     pids = {pid for _, pid, _ in answers}
     assert os.getpid() not in pids and 1 <= len(pids) <= 2
     assert {threads for _, _, threads in answers} == {1}  # the budget shared, not doubled
+    for pid in pids:  # no worker outlives its stage (nor holds the caller's stdout)
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
     alone = run_side_by_side([(where, ("a",))], settings)  # one task: no process started for it
     assert alone == [("a", os.getpid(), 2)]
     assert run_side_by_side([(where, ("b",))] * 3, settings.model_copy(update={"train_workers": 1}))[0][1] == os.getpid()
