@@ -19,7 +19,8 @@ from features.schema import ABSENT
 from training.evaluate import interval_metrics, point_metrics
 
 
-def _blank(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+def blank(frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """``frame`` with ``column`` absent on every row, as a merchandiser leaving it out sends it."""
     out = frame.copy()
     if column == "list_price":
         out[column] = float("nan")
@@ -41,7 +42,7 @@ def absence_costs(fitted: Any, frame: pd.DataFrame, embeddings: Any, settings: S
     y = frame[target].to_numpy(dtype=float)
     out: dict[str, dict[str, float]] = {}
     for column in ABSENT:
-        blanked = _blank(frame, column)
+        blanked = blank(frame, column)
         vectors = embeddings
         if column == "description":
             cache = EmbeddingCache(settings.cache_path)

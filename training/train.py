@@ -25,7 +25,7 @@ from features.novelty import Floors
 from features.schema import mask_optional
 from features.threads import apply as apply_threads
 from features.threads import fit_threads
-from training.absence import absence_costs
+from training.absence import absence_costs, blank
 from training.data import Dataset, holdout_split, rolling_origins
 from training.decisions import decision_metrics, evidence_rows, labels, rule_of
 from training.evaluate import (
@@ -68,12 +68,37 @@ class TrainResult:
     floors: Floors | None = None  # novelty floors per modality, set on the holdout
 
 
+def _masked(data: Dataset, settings: Settings) -> tuple[pd.DataFrame, np.ndarray]:
+    """The frame with the optional fields masked on a share of rows, and which rows lost their
+    description (the title alone is their copy, as it would be in serving)."""
+    masked = mask_optional(data.frame, settings.mask_share, settings.mask_seed)
+    return masked, ((masked["description"] == "") & (data.frame["description"] != "")).to_numpy()
+
+
+def _embed_ahead(frames: list[pd.DataFrame], settings: Settings) -> None:
+    """Embed the copies the side-by-side stage will ask for, here, one frame at a time in the order
+    one process asks for them (the copy encoder's last bits depend on a batch's other rows: two
+    workers racing to the cache would store whichever batch came first). The stage then reads them."""
+    cache = EmbeddingCache(settings.cache_path)
+    try:
+        for frame in frames:
+            if len(frame):
+                embed_copy(frame, settings, cache=cache)
+    finally:
+        cache.close()
+
+
+def _title_only(data: Dataset, settings: Settings) -> pd.DataFrame:
+    """The rows ``_xy`` gives a title-only copy, as it embeds them."""
+    masked, blanked = _masked(data, settings)
+    return masked[blanked]
+
+
 def _xy(pipeline: FeaturePipeline, data: Dataset, settings: Settings) -> tuple[pd.DataFrame, np.ndarray]:
     """Training features, with the optional fields masked on a share of rows (features.schema):
     the model meets "absent" here, with the meaning serving gives it, not first in production."""
-    masked = mask_optional(data.frame, settings.mask_share, settings.mask_seed)
+    masked, blanked = _masked(data, settings)
     embeddings = data.embeddings
-    blanked = ((masked["description"] == "") & (data.frame["description"] != "")).to_numpy()
     if blanked.any():  # the title alone is the copy of these rows, as it would be in serving
         cache = EmbeddingCache(settings.cache_path)
         try:
@@ -212,6 +237,8 @@ def train(
     folds = [(i, dev.subset(tr), dev.subset(te))
              for i, (tr, te) in enumerate(rolling_origins(dev.frame, backtest_folds, settings.holdout_fraction / 2))
              if tr.sum() >= 100 and te.sum() >= 20]
+    _embed_ahead([blank(hold.frame, "description")] + [_title_only(part, settings) for _, part, _ in folds]
+                 + [_title_only(data, settings)], settings)
     answers = run_side_by_side([(_final_fit, (data, loss)), (_holdout_report, (fitted, dev, hold))]
                                + [(_backtest_fold, (*fold, loss)) for fold in folds], settings)
     final, report, backtest = answers[0], answers[1], answers[2:]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import sqlite3
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -47,27 +49,41 @@ def test_workers_are_capped_by_tasks_and_cores(tmp_path) -> None:
     assert workers_for(settings.model_copy(update={"train_workers": 1}), 100) == 1
 
 
+def _vectors(cache: Path) -> dict[tuple[str, str], bytes]:
+    with sqlite3.connect(cache) as db:
+        return {(e, k): v for e, k, v in db.execute("SELECT encoder, key, vector FROM embeddings")}
+
+
 @pytest.fixture(scope="module")
 def small_history(tmp_path_factory):
-    """400 SKUs of the synthetic sample, embedded (the shared test cache when one is set)."""
+    """400 SKUs of the synthetic sample embedded into a cache of their own (no title-only copies yet)."""
     from features.sample import write_sample_catalogue
     from training.data import load_dataset
 
     folder = tmp_path_factory.mktemp("fits")
     path = write_sample_catalogue(folder, n=400, candidates=0)
-    cache = os.environ.get("TRIALCAST_TEST_CACHE")
-    settings = Settings(home=folder / "home", cache_file=cache or None, threads=2)
-    return load_dataset(path, settings, progress=False), settings
+    settings = Settings(home=folder / "home", cache_file=folder / "base.sqlite", threads=2)
+    return load_dataset(path, settings, progress=False), settings, folder
 
 
 def test_a_run_with_two_workers_gives_the_bits_of_one(small_history) -> None:
+    """From the same cache, without the title-only copies training embeds: the same metrics, the
+    same model and the same vectors written to the cache, whichever process asked for them."""
     from training.train import train
 
-    data, settings = small_history
-    one = train(data, settings.model_copy(update={"train_workers": 1}), progress=False)
-    two = train(data, settings.model_copy(update={"train_workers": 2}), progress=False)
+    data, settings, folder = small_history
+    results, caches = {}, {}
+    for workers in (1, 2):
+        caches[workers] = folder / f"cache-{workers}.sqlite"
+        with sqlite3.connect(folder / "base.sqlite") as base, sqlite3.connect(caches[workers]) as copy:
+            base.backup(copy)
+        run = settings.model_copy(update={"train_workers": workers, "cache_file": caches[workers]})
+        results[workers] = train(data, run, progress=False)
+    one, two = results[1], results[2]
+    assert len(_vectors(caches[1])) > len(_vectors(folder / "base.sqlite"))  # training embedded copies
+    assert _vectors(caches[1]) == _vectors(caches[2])
     assert len(one.backtest) == 3 and one.backtest == two.backtest  # every fold, to the last bit
     assert one.holdout_metrics == two.holdout_metrics and one.loss_comparison == two.loss_comparison
-    assert one.params == two.params and one.final.forecaster.rounds == two.final.forecaster.rounds
+    assert one.absence == two.absence and one.params == two.params
     served = [fitted.predict(data.frame, data.embeddings) for fitted in (one.final, two.final)]
     pd.testing.assert_frame_equal(served[0], served[1], check_exact=True)  # the model that serves, too
