@@ -105,11 +105,12 @@ class Model:
         embeddings = embed_frame(frame, self.settings_for_encoding(settings), images=images, cache=cache)
         completed = self.pipeline.complete(frame, embeddings)
         features = self.pipeline.transform(completed, embeddings)
-        quantiles = self.forecaster.predict(features)
+        matrix = self.forecaster.matrix(features)  # converted once for the 3 boosters and the "why"
+        quantiles = self.forecaster.predict(features, matrix)
         curve = self.pipeline.curve(completed, embeddings)
         similar = self.pipeline.similar(completed, embeddings, show)
         novelty = self.pipeline.novelty(completed, embeddings)
-        why = self._why(features, quantiles, similar)
+        why = self._why(features, quantiles, similar, matrix)
         out = []
         for i in range(len(frame)):
             p50 = float(quantiles["p50"].iloc[i])
@@ -127,9 +128,10 @@ class Model:
             })
         return out
 
-    def _why(self, features: pd.DataFrame, quantiles: pd.DataFrame, similar: list[list[dict]]) -> list[dict]:
+    def _why(self, features: pd.DataFrame, quantiles: pd.DataFrame, similar: list[list[dict]],
+             matrix: np.ndarray | None = None) -> list[dict]:
         """Contributions of the point booster per SKU, grouped (features.why)."""
-        parts = contributions(self.forecaster.boosters["point"], features)
+        parts = contributions(self.forecaster.boosters["point"], features, matrix)
         start = self.forecaster.start_units(features, parts["expected"].to_numpy())
         return [explain(parts.iloc[i], float(start[i]), float(quantiles["p50"].iloc[i]),
                         [a["sales"] for a in similar[i]]) for i in range(len(features))]
