@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -81,3 +83,61 @@ def test_a_bad_picture_is_still_refused_by_name(trained) -> None:
     assert not answer["ok"] and answer["errors"][0]["field"] == "image"
     with pytest.raises(images.ImageError):
         decode_image(b"not a picture", max_bytes=10_000, max_pixels=10_000)
+
+
+# ------------------------------------------------------------ one analog search per forecast
+def candidate_requests(sample: Path) -> tuple[list[dict], list[bytes | None]]:
+    """The sample's 40 candidates, and variants: no category, no list price, analogs excluded and
+    pinned, no picture (each the way a merchandiser sends it)."""
+    table = pd.read_csv(sample / "candidates.csv", dtype=str).fillna("")
+    records = [{k: v for k, v in row.items() if k != "image" and v != ""} for row in table.to_dict("records")]
+    pictures: list[bytes | None] = [(sample / p).read_bytes() for p in table["image"]]
+    history = pd.read_parquet(sample / "catalogue.parquet")["sku_id"].astype(str).tolist()
+    variants = [({**records[0], "category": None}, pictures[0]), ({**records[1], "list_price": None}, pictures[1]),
+                ({**records[2], "exclude_analogs": history[-30:-25]}, pictures[2]),
+                ({**records[3], "pin_analogs": history[:2]}, pictures[3]), ({**records[4]}, None)]
+    for record, picture in variants:
+        records.append({k: v for k, v in record.items() if v is not None})
+        pictures.append(picture)
+    return records, pictures
+
+
+def searching_alone(monkeypatch) -> None:
+    """The path as it was: every consumer of a forecast makes its own search."""
+    from features.assemble import FeaturePipeline
+
+    for name, drop in (("transform", "found"), ("curve", "nb"), ("similar", "nb"), ("novelty", "plain")):
+        original = getattr(FeaturePipeline, name)
+
+        def alone(self, *args, _original=original, _drop=drop, _n={"transform": 3, "curve": 2, "similar": 3,
+                                                                      "novelty": 2}[name], **kwargs):
+            kwargs.pop(_drop, None)
+            return _original(self, *args[:_n], **kwargs)
+        monkeypatch.setattr(FeaturePipeline, name, alone)
+
+
+def test_one_search_gives_the_answers_of_one_search_per_part(trained, monkeypatch) -> None:
+    from features.analogs import AnalogIndex
+    from serving.champion import load_champion
+
+    predictor, message = load_champion(trained["settings"])
+    assert predictor is not None, message
+    records, pictures = candidate_requests(trained["sample"])
+    searches: list[tuple] = []
+    original = AnalogIndex.search_kinds
+    monkeypatch.setattr(AnalogIndex, "search_kinds", lambda self, *a, **k: searches.append(a[4]) or original(self, *a, **k))
+    shared = [predictor.predict([r], [p], to_log=False, image_required=False)[0] for r, p in zip(records, pictures)]
+    # A forecast with a category and no pins: one search (all three kinds) for everything.
+    plain = [i for i, r in enumerate(records) if r.get("category") and not r.get("pin_analogs") and not r.get("exclude_analogs")]
+    # One per forecast, plus the category vote of the SKU without one (1) and novelty's own search
+    # (k=1, and the picture vote) of the two whose analogs a person excluded or pinned (2 each).
+    assert len(plain) == len(records) - 3 and len(searches) == len(records) + 5
+    searching_alone(monkeypatch)
+    searches.clear()
+    alone = [predictor.predict([r], [p], to_log=False, image_required=False)[0] for r, p in zip(records, pictures)]
+    assert len(searches) > 4 * len(records)  # the old path: 5+ searches per forecast
+    for ours, theirs in zip(shared, alone):
+        assert ours["ok"] and theirs["ok"], (ours, theirs)
+        ours, theirs = dict(ours), dict(theirs)
+        ours.pop("forecast_id", None), theirs.pop("forecast_id", None)
+        assert ours == theirs
