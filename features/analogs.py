@@ -77,6 +77,10 @@ class Neighbours:
     index: np.ndarray  # (n, k) row numbers into the history, -1 where fewer than k exist
     similarity: np.ndarray  # (n, k) cosine similarity, NaN where index is -1
 
+    def head(self, k: int) -> Neighbours:
+        """The k best of each row (the rows are best first)."""
+        return Neighbours(self.index[:, :k], self.similarity[:, :k])
+
 
 class AnalogIndex:
     """Past SKUs' vectors, launch days and sales; answers time-restricted similarity queries."""
@@ -388,12 +392,15 @@ def analog_features(
     exclude_ids: np.ndarray | None = None,
     overrides: list[Override | None] | None = None,
     temperature: float = 0.05,
+    found: dict[str, Neighbours] | None = None,
 ) -> pd.DataFrame:
     """Features drawn from each SKU's analogs: weighted mean and median of log sales, top-1
-    similarity, how many analogs clear the similarity floor, and the price gap to them."""
+    similarity, how many analogs clear the similarity floor, and the price gap to them.
+    ``found``: the same search (``ANALOG_KINDS``, ``k``, these overrides) already made by the caller."""
     columns: dict[str, np.ndarray] = {}
-    found = index.search_kinds(picture, copy, launch_dates, k, ANALOG_KINDS, exclude_ids=exclude_ids,
-                               overrides=overrides)
+    if found is None:
+        found = index.search_kinds(picture, copy, launch_dates, k, ANALOG_KINDS, exclude_ids=exclude_ids,
+                                   overrides=overrides)
     for kind in ANALOG_KINDS:
         nb = found[kind]
         valid = nb.index >= 0

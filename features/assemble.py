@@ -28,7 +28,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from features.analogs import AnalogIndex, Neighbours, Override, analog_curve, analog_features
+from features.analogs import (
+    ANALOG_KINDS,
+    AnalogIndex,
+    Neighbours,
+    Override,
+    analog_curve,
+    analog_features,
+)
 from features.catalogue import Catalogue
 from features.config import Settings
 from features.embed import Embeddings
@@ -157,17 +164,20 @@ class FeaturePipeline:
         frame["category_assumed"] = absent | flag(frame, "category_assumed")
         return completion.prices(frame)
 
-    def novelty(self, frame: pd.DataFrame, embeddings: Embeddings) -> pd.DataFrame:
+    def novelty(self, frame: pd.DataFrame, embeddings: Embeddings,
+                plain: dict[str, Neighbours] | None = None) -> pd.DataFrame:
         """Per row: best joint / picture / copy similarity to an earlier SKU, the category the
         picture's nearest past SKUs vote for and the declared category's share of that vote
-        (features.novelty). ``category_share`` is NaN where the category was assumed (nothing to check)."""
+        (features.novelty). ``category_share`` is NaN where the category was assumed (nothing to check).
+        ``plain``: the rows' ``search`` made without overrides (novelty never follows a person's pins)."""
         frame = self.complete(frame, embeddings)
-        found = self.index.search_kinds(embeddings.picture, embeddings.copy, frame["launch_date"], 1,
-                                        ("joint", "picture", "copy"))
-        top = {kind: nb.similarity[:, 0].astype(float) for kind, nb in found.items()}
+        found = plain or self.index.search_kinds(embeddings.picture, embeddings.copy, frame["launch_date"], 1,
+                                                 ("joint", "picture", "copy"))
+        top = {kind: found[kind].similarity[:, 0].astype(float) for kind in ("joint", "picture", "copy")}
         winner, share = picture_category_vote(self.index, self.history["category"].astype(str).to_numpy(),
                                               embeddings.picture, embeddings.copy, frame["launch_date"],
-                                              frame["category"].astype(str), self.k)
+                                              frame["category"].astype(str), self.k,
+                                              None if plain is None else plain["picture"])
         share = np.where(frame["category_assumed"].to_numpy(dtype=bool), np.nan, share)
         return pd.DataFrame({**top, "picture_category": winner, "category_share": share,
                              "category": frame["category"].to_numpy(dtype=object)})
@@ -181,9 +191,11 @@ class FeaturePipeline:
         winners = labels[np.argmax(totals, axis=1)] if len(labels) else np.array([], dtype=str)
         return [str(winners[i]) if found[i] else None for i in range(len(found))]
 
-    def transform(self, frame: pd.DataFrame, embeddings: Embeddings, today: date | None = None) -> pd.DataFrame:
+    def transform(self, frame: pd.DataFrame, embeddings: Embeddings, today: date | None = None,
+                  found: dict[str, Neighbours] | None = None) -> pd.DataFrame:
         """Feature matrix for validated rows; analogs only among SKUs launched before each row.
-        ``today`` stands in for an absent launch date (default: the real today)."""
+        ``today`` stands in for an absent launch date (default: the real today); ``found``: the
+        rows' ``search`` already made (a forecast shares it with the curve and the SKUs shown)."""
         self.check_encoders(embeddings)
         frame = self.complete(frame, embeddings, today)
         cost = frame["cost_price"].to_numpy(dtype=float)
@@ -214,6 +226,7 @@ class FeaturePipeline:
             floor=self.floor,
             log_list_price=np.log(price),
             overrides=overrides_of(frame),
+            found=found,
         )
         parts = [
             base,
@@ -248,32 +261,32 @@ class FeaturePipeline:
         return self.index.search(embeddings.picture, embeddings.copy, Completion.dates(frame)["launch_date"], k,
                                  overrides=overrides_of(frame))
 
-    def curve(self, frame: pd.DataFrame, embeddings: Embeddings) -> np.ndarray | None:
-        """Expected share of the total per period, from the analogs' curves."""
-        return analog_curve(self.index, self.neighbours(frame, embeddings, self.k))
+    def search(self, frame: pd.DataFrame, embeddings: Embeddings) -> dict[str, Neighbours]:
+        """The one analog search of a forecast (every kind, ``k``, the rows' overrides): what
+        ``transform``, ``curve``, ``similar`` and, without overrides, ``novelty`` each searched for."""
+        return self.index.search_kinds(embeddings.picture, embeddings.copy, Completion.dates(frame)["launch_date"],
+                                       self.k, ANALOG_KINDS, overrides=overrides_of(frame))
 
-    def similar(self, frame: pd.DataFrame, embeddings: Embeddings, k: int) -> list[list[dict]]:
-        """The k most similar past SKUs of each row, for people to look at."""
-        nb = self.neighbours(frame, embeddings, k)
-        out = []
-        for row_index, row_sims in zip(nb.index, nb.similarity):
-            shown = []
-            for i, s in zip(row_index, row_sims):
-                if i < 0:
-                    continue
-                past = self.history.iloc[int(i)]
-                shown.append(
-                    {
-                        "sku_id": str(past["sku_id"]),
-                        "title": str(past["title"]),
-                        "category": str(past["category"]),
-                        "launch_date": pd.Timestamp(past["launch_date"]).date().isoformat(),
-                        "similarity": round(float(s), 4),
-                        "sales": float(past[self.target]),
-                    }
-                )
-            out.append(shown)
-        return out
+    def curve(self, frame: pd.DataFrame, embeddings: Embeddings, nb: Neighbours | None = None) -> np.ndarray | None:
+        """Expected share of the total per period, from the analogs' curves (``nb``: the joint
+        neighbours already found)."""
+        return analog_curve(self.index, self.neighbours(frame, embeddings, self.k) if nb is None else nb)
+
+    def similar(self, frame: pd.DataFrame, embeddings: Embeddings, k: int,
+                nb: Neighbours | None = None) -> list[list[dict]]:
+        """The k most similar past SKUs of each row, for people to look at (``nb``: found already)."""
+        nb = self.neighbours(frame, embeddings, k) if nb is None else nb.head(k)
+        # The rows shown, looked up in one go: a pandas row lookup per analog cost ~1-2 ms per shown SKU.
+        shown = np.unique(nb.index[nb.index >= 0])
+        past = self.history.iloc[shown]
+        at = {int(i): j for j, i in enumerate(shown)}
+        ids, titles, categories = ([str(v) for v in past[c]] for c in ("sku_id", "title", "category"))
+        days = [pd.Timestamp(v).date().isoformat() for v in past["launch_date"]]
+        sales = [float(v) for v in past[self.target]]
+        return [[{"sku_id": ids[at[i]], "title": titles[at[i]], "category": categories[at[i]],
+                  "launch_date": days[at[i]], "similarity": round(float(s), 4), "sales": sales[at[i]]}
+                 for i, s in zip(row_index.tolist(), row_sims) if i >= 0]
+                for row_index, row_sims in zip(nb.index, nb.similarity)]
 
 
 def vote_totals(codes: np.ndarray, n_labels: int, nb: Neighbours) -> np.ndarray:

@@ -127,6 +127,9 @@ class Settings(ModelSettings, BaseSettings):
     serve_encode_batch: int = Field(8, ge=1, description="Pictures per encoder run in the service: the allocator "
                                     "keeps the buffers of the largest run (batch 32: +350 MB, batch 8: +90 MB, "
                                     "at the same pictures/s; serving/memory.py).")
+    serve_decoded_pixels: int = Field(64_000_000, ge=0, description="Decoded picture pixels one model call keeps "
+                                      "from validation for the encoder (one decode per picture); past it a picture "
+                                      "is decoded again (64 MP: ~190 MB of RGB).")
     serve_malloc_arenas: int = Field(2, ge=0, description="glibc malloc arenas of the service (0: glibc's default "
                                      "of 8 per core, which keeps every thread's freed memory; serving/memory.py).")
 

@@ -15,7 +15,7 @@ from features import engine
 from features.cache import EmbeddingCache, content_key
 from features.config import Settings
 from features.encoders import Encoder, copy_text, get_encoder
-from features.images import decode_image
+from features.images import decoded_or_decode
 from features.threads import encoder_threads
 
 
@@ -68,8 +68,9 @@ def _chunks(items: list, size: int) -> list[list]:
 
 
 def _decoder(settings: Settings) -> Callable[[bytes], Image.Image]:
+    """Bytes to image; a ``CheckedPicture`` (the service's validated upload) is not decoded again."""
     def decode(data: bytes) -> Image.Image:
-        return decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        return decoded_or_decode(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     return decode
 
 

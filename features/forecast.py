@@ -42,6 +42,29 @@ def _inverse(loss: str, raw: np.ndarray) -> np.ndarray:
     return np.exp(raw) if loss == "tweedie" else np.expm1(raw)
 
 
+def lgb_matrix(X: pd.DataFrame, pandas_categorical: list[list] | None) -> np.ndarray:
+    """``X`` as the float matrix LightGBM's own pandas path makes of it: each categorical column as
+    the codes of the categories the booster was trained with (``pandas_categorical``; NaN where
+    unseen or absent), every other column as floats. Why by hand: ``Booster.predict`` redoes this on
+    every call, and for one SKU the conversion cost more than the trees (4 calls per forecast:
+    3 boosters and the contributions); converted once, every call reads the same matrix, and the
+    answers are the same bits (tests/features/test_lgb_matrix.py)."""
+    categorical = [name for name, dtype in X.dtypes.items() if isinstance(dtype, pd.CategoricalDtype)]
+    known = pandas_categorical or []
+    if len(categorical) != len(known):
+        raise ValueError(f"the frame has {len(categorical)} categorical columns, the booster was trained on {len(known)}")
+    vocabulary = dict(zip(categorical, known))
+    out = np.empty(X.shape, dtype=np.float64)
+    for j, name in enumerate(X.columns):
+        column = X[name]
+        if name in vocabulary:
+            codes = column.cat.set_categories(vocabulary[name]).cat.codes.to_numpy()
+            out[:, j] = np.where(codes < 0, np.nan, codes)
+        else:
+            out[:, j] = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return out
+
+
 def base_margin(loss: str, X: pd.DataFrame) -> np.ndarray:
     """Where boosting starts: the embedding read-out's log-sales forecast (0 when absent).
 
@@ -65,22 +88,29 @@ class QuantileBoosters:
     widen_bins: list[float] = field(default_factory=list)  # widening per fifth; empty: ``widen`` for all
     boosters: dict[str, lgb.Booster] = field(default_factory=dict)
 
-    def _raw(self, X: pd.DataFrame) -> dict[str, np.ndarray]:
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """``X`` converted once for every booster (``lgb_matrix``; they share one feature frame)."""
+        return lgb_matrix(X, self.boosters["point"].pandas_categorical)
+
+    def _raw(self, X: pd.DataFrame, matrix: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Each booster's forecast in units, before bias scale and conformal widening.
 
         A booster fresh from early stopping knows its best round (``best_iteration`` > 0) and is
         cut there; a refit booster (0), or one read from model text (-1: ``save_model`` writes only
-        the best rounds), uses every tree it holds."""
+        the best rounds), uses every tree it holds. ``matrix``: ``X`` already converted."""
         out = {}
+        shared = self.matrix(X) if matrix is None else matrix
+        reference = self.boosters["point"].pandas_categorical
         for name, b in self.boosters.items():
             loss = self.loss if name == "point" else "log_l2"
             stop = self.rounds.get(name) if b.best_iteration > 0 else None
-            score = b.predict(X, num_iteration=stop, raw_score=True)
+            data = shared if b.pandas_categorical == reference else lgb_matrix(X, b.pandas_categorical)
+            score = b.predict(data, num_iteration=stop, raw_score=True)
             out[name] = np.clip(_inverse(loss, score + base_margin(loss, X)), 0, None)
         return out
 
-    def predict(self, X: pd.DataFrame) -> pd.DataFrame:
-        raw = self._raw(X)
+    def predict(self, X: pd.DataFrame, matrix: np.ndarray | None = None) -> pd.DataFrame:
+        raw = self._raw(X, matrix)
         p50 = raw["point"] * self.scale
         widen = self._widen(X)
         p10 = np.expm1(np.log1p(raw["lower"]) - widen).clip(min=0)

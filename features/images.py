@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import warnings
+from typing import Self
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -24,6 +25,25 @@ WHITE = (255, 255, 255)
 
 class ImageError(ValueError):
     """A picture that cannot be used; the message is the reason, fit to show a user."""
+
+
+class CheckedPicture(bytes):
+    """A picture's bytes that passed ``decode_image``, carrying the decoded image (``image``; None
+    past the caller's memory cap) so that the encoder does not decode the same bytes again. Still
+    bytes: hashed, logged and stored exactly as the upload (the cache key does not change)."""
+
+    image: Image.Image | None
+
+    def __new__(cls, data: bytes, image: Image.Image | None) -> Self:
+        picture = super().__new__(cls, data)
+        picture.image = image
+        return picture
+
+
+def decoded_or_decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
+    """The image a ``CheckedPicture`` already holds, else ``decode_image`` of the bytes."""
+    image = getattr(data, "image", None)
+    return image if image is not None else decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
 def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from features.assemble import OVERRIDE, FeaturePipeline
+from features.assemble import OVERRIDE, FeaturePipeline, overrides_of
 from features.cache import EmbeddingCache
 from features.config import Settings, tracking_uri
 from features.embed import Embeddings, embed_frame
@@ -104,12 +104,18 @@ class Model:
         was assumed for absent inputs, how novel each SKU is per modality, and why (contributions)."""
         embeddings = embed_frame(frame, self.settings_for_encoding(settings), images=images, cache=cache)
         completed = self.pipeline.complete(frame, embeddings)
-        features = self.pipeline.transform(completed, embeddings)
-        quantiles = self.forecaster.predict(features)
-        curve = self.pipeline.curve(completed, embeddings)
-        similar = self.pipeline.similar(completed, embeddings, show)
-        novelty = self.pipeline.novelty(completed, embeddings)
-        why = self._why(features, quantiles, similar)
+        # One analog search answers the features, the curve, the SKUs shown and (when no row
+        # excludes or pins analogs) novelty; the same numbers as searching for each (tested).
+        found = self.pipeline.search(completed, embeddings)
+        features = self.pipeline.transform(completed, embeddings, found=found)
+        matrix = self.forecaster.matrix(features)  # converted once for the 3 boosters and the "why"
+        quantiles = self.forecaster.predict(features, matrix)
+        curve = self.pipeline.curve(completed, embeddings, found["joint"])
+        pipeline = self.pipeline
+        similar = pipeline.similar(completed, embeddings, show, found["joint"] if show <= pipeline.k else None)
+        pinned = any(o is not None for o in overrides_of(completed) or [])
+        novelty = pipeline.novelty(completed, embeddings, None if pinned else found)
+        why = self._why(features, quantiles, similar, matrix)
         out = []
         for i in range(len(frame)):
             p50 = float(quantiles["p50"].iloc[i])
@@ -127,9 +133,10 @@ class Model:
             })
         return out
 
-    def _why(self, features: pd.DataFrame, quantiles: pd.DataFrame, similar: list[list[dict]]) -> list[dict]:
+    def _why(self, features: pd.DataFrame, quantiles: pd.DataFrame, similar: list[list[dict]],
+             matrix: np.ndarray | None = None) -> list[dict]:
         """Contributions of the point booster per SKU, grouped (features.why)."""
-        parts = contributions(self.forecaster.boosters["point"], features)
+        parts = contributions(self.forecaster.boosters["point"], features, matrix)
         start = self.forecaster.start_units(features, parts["expected"].to_numpy())
         return [explain(parts.iloc[i], float(start[i]), float(quantiles["p50"].iloc[i]),
                         [a["sales"] for a in similar[i]]) for i in range(len(features))]

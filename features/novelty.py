@@ -42,10 +42,12 @@ class Floors:
 
 
 def picture_category_vote(index, history_categories: np.ndarray, picture: np.ndarray, copy: np.ndarray,
-                          launch_dates: pd.Series, declared: pd.Series, k: int) -> tuple[list[str | None], np.ndarray]:
+                          launch_dates: pd.Series, declared: pd.Series, k: int,
+                          nb=None) -> tuple[list[str | None], np.ndarray]:
     """(the category the picture's nearest past SKUs vote for, the declared category's share of
-    that vote) per row; share NaN where the row has no picture or no past SKU."""
-    nb = index.search(picture, copy, launch_dates, k, kind="picture")
+    that vote) per row; share NaN where the row has no picture or no past SKU. ``nb``: those k
+    picture neighbours, already found."""
+    nb = index.search(picture, copy, launch_dates, k, kind="picture") if nb is None else nb
     winners: list[str | None] = []
     shares = np.full(len(picture), np.nan)
     for i, (rows, sims) in enumerate(zip(nb.index, nb.similarity)):

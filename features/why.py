@@ -35,9 +35,10 @@ def group_of(feature: str) -> str:
     return "other"
 
 
-def contributions(booster: Any, X: pd.DataFrame) -> pd.DataFrame:
-    """Log-space contribution of each group per row (columns = groups, plus ``expected``)."""
-    raw = booster.predict(X, pred_contrib=True)
+def contributions(booster: Any, X: pd.DataFrame, matrix: np.ndarray | None = None) -> pd.DataFrame:
+    """Log-space contribution of each group per row (columns = groups, plus ``expected``);
+    ``matrix``: ``X`` as already converted for the booster (``features.forecast.lgb_matrix``)."""
+    raw = booster.predict(X if matrix is None else matrix, pred_contrib=True)
     names = list(booster.feature_name())
     frame = pd.DataFrame(raw[:, :-1], columns=names)
     grouped = frame.T.groupby([group_of(n) for n in names]).sum().T

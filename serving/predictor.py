@@ -18,7 +18,7 @@ from features.analogs import Override
 from features.assemble import OVERRIDE
 from features.config import Settings
 from features.decision import DecisionRule, Evidence, decide
-from features.images import ImageError, decode_image
+from features.images import CheckedPicture, ImageError, decode_image
 from features.ledger.live import guard
 from features.model import Model
 from features.quantity import newsvendor
@@ -46,19 +46,22 @@ def decision_rule(settings: Settings) -> DecisionRule:
 
 
 def check_record(record: dict[str, Any], image: bytes | None, settings: Settings, categories: list[str],
-                 *, image_required: bool = True, history: frozenset[str] | None = None) -> dict[str, Any]:
-    """A clean, typed record (the one SKU schema, ``features.schema.Sku``), or ``InvalidSku``
-    listing every field problem at once. Absent optional fields stay absent here: their meaning is
-    given inside the model's feature path, the same way training gave it."""
+                 *, image_required: bool = True, history: frozenset[str] | None = None,
+                 keep_pixels: int = 0) -> tuple[dict[str, Any], CheckedPicture | None]:
+    """A clean, typed record (the one SKU schema, ``features.schema.Sku``) and its checked picture,
+    or ``InvalidSku`` listing every field problem at once. Absent optional fields stay absent here:
+    their meaning is given inside the model's feature path, the same way training gave it. The
+    picture keeps its decoded image for the encoder when it has at most ``keep_pixels`` pixels."""
     context = {"max_text_chars": settings.max_text_chars, "categories": categories, "history": history}
     sku, found = validate(Sku, record, context)
     problems = [FieldProblem(name, reason) for name, reason in found]
-    if image is None:
-        if image_required:
-            problems.append(FieldProblem("image", "is missing: upload the product picture"))
-    else:
+    checked = None
+    if image is None and image_required:
+        problems.append(FieldProblem("image", "is missing: upload the product picture"))
+    elif image is not None:
         try:
-            decode_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+            decoded = decode_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+            checked = CheckedPicture(image, decoded if decoded.width * decoded.height <= keep_pixels else None)
         except ImageError as error:
             problems.append(FieldProblem("image", str(error)))
     if problems or sku is None:
@@ -69,7 +72,7 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
     clean["launch_date"] = pd.NaT if clean["launch_date"] is None else pd.Timestamp(clean["launch_date"])
     excluded, pinned = clean.pop("exclude_analogs"), clean.pop("pin_analogs")
     clean[OVERRIDE] = Override(excluded, pinned) if excluded or pinned else None
-    return clean
+    return clean, checked
 
 
 class Predictor:
@@ -155,12 +158,16 @@ class Predictor:
         ``forecast_id``; ``owners`` (who asked, per record) decides whose history lists it."""
         answers: list[dict[str, Any] | None] = [None] * len(records)
         good, clean_rows, good_images = [], [], []
+        budget = self.settings.serve_decoded_pixels  # decoded pixels this call keeps for the encoder
         for i, (record, image) in enumerate(zip(records, images)):
             try:
-                clean_rows.append(check_record(record, image, self.settings, self.categories,
-                                               image_required=image_required, history=self.history))
+                clean, picture = check_record(record, image, self.settings, self.categories, keep_pixels=budget,
+                                              image_required=image_required, history=self.history)
+                clean_rows.append(clean)
                 good.append(i)
-                good_images.append(image)
+                good_images.append(picture)
+                if picture is not None and picture.image is not None:
+                    budget -= picture.image.width * picture.image.height
             except InvalidSku as error:
                 answers[i] = {"sku_id": record.get("sku_id"), "ok": False,
                               "errors": [{"field": p.field, "reason": p.reason} for p in error.problems]}
