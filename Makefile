@@ -47,7 +47,7 @@ system:
 # once per run and copied to each worker (tests/conftest.py). The 30 slowest steps are listed last.
 # One test alone: `.venv/bin/python -m pytest -q tests/path::name` (no workers).
 PYTEST_WORKERS ?= 2
-PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --durations=30
+PYTEST_PARALLEL := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30
 test: setup system
 	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
 
