@@ -216,6 +216,17 @@ def _shared_root(tmp_path_factory) -> Path:
     return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_embedding_cache(tmp_path_factory) -> Path:
+    """One embedding cache for the whole run when ``TRIALCAST_TEST_CACHE`` is unset (CI): a file
+    under the root every xdist worker sees, so the sample is embedded once, not once per fixture
+    that embeds it (trained home, kill, offline, launch replay). Safe for several processes: the
+    cache is content-keyed SQLite in WAL mode with a busy timeout (features/cache.py)."""
+    if not os.environ.get("TRIALCAST_TEST_CACHE"):
+        os.environ["TRIALCAST_TEST_CACHE"] = str(_shared_root(tmp_path_factory) / "embeddings.sqlite")
+    return Path(os.environ["TRIALCAST_TEST_CACHE"])
+
+
 @pytest.fixture(scope="session")
 def sample_dir(tmp_path_factory) -> Path:
     """The default SYNTHETIC sample catalogue (3,000 SKUs), written once per run (under a file
@@ -232,6 +243,38 @@ def sample_dir(tmp_path_factory) -> Path:
         if not (folder / "catalogue.parquet").exists():
             folder.mkdir(parents=True, exist_ok=True)
             write_sample_catalogue(folder)
+    return folder
+
+
+def _write_small_sample(sample_dir: Path, folder: Path) -> None:
+    """Every third SKU of the sample, pictures hard-linked (same bytes, so every vector is cached)."""
+    import pandas as pd
+
+    frame = pd.read_parquet(sample_dir / "catalogue.parquet").iloc[::3].reset_index(drop=True)
+    (folder / "images").mkdir(parents=True, exist_ok=True)
+    for name in frame["image"]:
+        target = folder / name
+        if not target.exists():
+            try:
+                os.link(sample_dir / name, target)
+            except OSError:  # another file system: a copy gives the same bytes
+                target.write_bytes((sample_dir / name).read_bytes())
+    frame.to_parquet(folder / "catalogue.parquet")
+
+
+@pytest.fixture(scope="session")
+def small_sample(sample_dir: Path, tmp_path_factory) -> Path:
+    """A 1,000-SKU catalogue (every third SKU of the 3,000-SKU sample) for mechanism tests whose
+    numbers do not depend on the sample's size (kill, offline, gate's weak model): a third of the
+    training time. Written once per run under a file lock; returns the folder (``catalogue.parquet``
+    and ``images/``). Read-only: tests copy it to change it."""
+    from filelock import FileLock
+
+    shared = _shared_root(tmp_path_factory)
+    folder = shared / "small-sample"
+    with FileLock(str(shared / "small-sample.lock")):
+        if not (folder / "catalogue.parquet").exists():
+            _write_small_sample(sample_dir, folder)
     return folder
 
 
@@ -411,6 +454,7 @@ def ledger_url(request, tmp_path) -> str:
 # fixture rewritten without them stays slow until someone decides otherwise.
 SLOW_FIXTURES = frozenset({
     "sample_dir",        # writes the 3,000-SKU sample
+    "small_sample",      # a third of it
     "trained",           # embeds and trains on it
     "server",            # `bentoml serve` on the trained home
     "drift_server",      # tests/serving/test_forecast_log.py: a second service on a drifting log
@@ -440,10 +484,39 @@ def _markers_for(item: pytest.Item, root: Path) -> list[str]:
     return names
 
 
+# ---------------------------------------------------------------- order: the longest work first
+# With `--dist loadfile --no-loadscope-reorder` (Makefile) xdist hands out files in collection order:
+# the first file to worker 1, the second to worker 2, so these start at once, on different workers.
+# Entries are node-id prefixes: a file goes before the others, a test first within its file. The
+# VISUELLE reproduction (8-12 min) first; then a file whose first test trains the sample (`trained`,
+# ~5 min, which the other worker's later files wait for); then the other long files. Only the order
+# changes: a stale entry (renamed file, test now quick) costs balance, never a result.
+LONGEST_FIRST = (
+    "tests/benchmarks/test_visuelle_benchmark.py::test_benchmark_command_reproduces_the_committed_report",
+    "tests/training/test_gate.py::test_weak_model_is_refused_by_the_gate",
+    "tests/benchmarks/test_launch_replay.py",
+    "tests/training/test_retrain.py::test_first_training_registers_a_champion",
+    "tests/training/test_kill.py",
+    "tests/serving/test_offline.py",
+)
+
+
+def _longest_first_key(nodeid: str) -> tuple[int, int]:
+    """(rank of the item's file in LONGEST_FIRST, rank of the item itself); unlisted: last, as
+    collected (the sort is stable)."""
+    unlisted = len(LONGEST_FIRST)
+    path = nodeid.split("::", 1)[0]
+    files = [i for i, entry in enumerate(LONGEST_FIRST) if entry.split("::", 1)[0] == path]
+    tests = [i for i, entry in enumerate(LONGEST_FIRST) if "::" in entry and nodeid.startswith(entry)]
+    return (files[0] if files else unlisted, tests[0] if tests else unlisted)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every test ``slow`` / ``browser`` / ``benchmark`` by its fixtures and path, so that
-    ``-m "not slow and not browser and not benchmark"`` (``make test-fast``) needs no decorator."""
+    ``-m "not slow and not browser and not benchmark"`` (``make test-fast``) needs no decorator;
+    then put the LONGEST_FIRST work first."""
     root = Path(str(config.rootpath)).resolve()
     for item in items:
         for name in _markers_for(item, root):
             item.add_marker(getattr(pytest.mark, name))
+    items.sort(key=lambda item: _longest_first_key(item.nodeid))

@@ -77,7 +77,7 @@ print(json.dumps(result))
 
 
 @pytest.fixture(scope="module")
-def offline_run(trained: dict, tmp_path_factory) -> dict:
+def offline_run(trained: dict, small_sample: Path, tmp_path_factory) -> dict:
     if shutil.which("unshare") is None or shutil.which("ip") is None:
         pytest.fail("this test needs util-linux `unshare` and iproute2 `ip` (Debian: util-linux, iproute2)")
     root = tmp_path_factory.mktemp("offline")
@@ -93,12 +93,7 @@ def offline_run(trained: dict, tmp_path_factory) -> dict:
     for name in cands["image"]:
         shutil.copy(sample / name, folder / name)
     cands.to_csv(folder / "candidates.csv", index=False)
-    history = pd.read_parquet(sample / "catalogue.parquet").iloc[::3].reset_index(drop=True)
-    catalogue = root / "catalogue"
-    (catalogue / "images").mkdir(parents=True)
-    for name in history["image"]:
-        os.link(sample / name, catalogue / name)
-    history.to_parquet(catalogue / "catalogue.parquet")
+    catalogue = small_sample  # 1,000 SKUs, read only: training writes to the home
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))}
     env.update(PYTHONPATH=str(root / "hook"), TRIALCAST_TEST_CONNECTS=str(connects))
     if trained["settings"].cache_file:

@@ -144,8 +144,9 @@ def test_sample_champion_is_recorded_in_the_registry(trained: dict) -> None:
 
 # ---------------------------------------------------------------- a deliberately weak model
 @pytest.fixture(scope="module")
-def weak(trained: dict) -> dict:
-    """A model trained on shuffled targets, on the trained home: it must not become champion."""
+def weak(trained: dict, small_sample: Path) -> dict:
+    """A model trained on shuffled targets, on the trained home: it must not become champion.
+    Trained on the 1,000-SKU third of the sample: shuffled targets fail the gate at any size."""
     from training.jobs import run_train
     from training.registry import champion, connect
 
@@ -153,7 +154,7 @@ def weak(trained: dict) -> dict:
     client = connect(settings)
     before = champion(client, settings)
     versions_before = {str(mv.version) for mv in client.search_model_versions(f"name = '{settings.model_name}'")}
-    summary = run_train(trained["sample"] / "catalogue.parquet", settings, shuffle_target=True, progress=False,
+    summary = run_train(small_sample / "catalogue.parquet", settings, shuffle_target=True, progress=False,
                         echo=lambda *_: None)
     return {"summary": summary, "champion_before": str(before.version), "versions_before": versions_before}
 

@@ -21,7 +21,6 @@ import sys
 from pathlib import Path
 
 import httpx
-import pandas as pd
 import pytest
 
 # Runs the CLI with one MLflow call patched to SIGKILL the process right after it returned.
@@ -50,19 +49,12 @@ TRIALCAST = str(Path(sys.executable).with_name("trialcast"))
 
 
 @pytest.fixture(scope="module")
-def home(sample_dir: Path, tmp_path_factory) -> dict:
+def home(small_sample: Path, shared_embedding_cache: Path, tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("kill")
-    folder = root / "catalogue"
-    (folder / "images").mkdir(parents=True)
-    frame = pd.read_parquet(sample_dir / "catalogue.parquet").iloc[::3].reset_index(drop=True)
-    for name in frame["image"]:
-        os.link(sample_dir / name, folder / name)
-    frame.to_parquet(folder / "catalogue.parquet")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"))}
     env["TRIALCAST_HOME"] = str(root / "home")
-    if os.environ.get("TRIALCAST_TEST_CACHE"):
-        env["TRIALCAST_CACHE_FILE"] = os.environ["TRIALCAST_TEST_CACHE"]
-    return {"root": root, "catalogue": folder / "catalogue.parquet", "env": env, "home": root / "home"}
+    env["TRIALCAST_CACHE_FILE"] = str(shared_embedding_cache)  # the run's: the sample's vectors are there
+    return {"root": root, "catalogue": small_sample / "catalogue.parquet", "env": env, "home": root / "home"}
 
 
 def retrain(home: dict, kill_after: str | None = None, **settings: str) -> subprocess.CompletedProcess:

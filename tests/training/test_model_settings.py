@@ -52,8 +52,29 @@ class _WouldTrain(Exception):
     pass
 
 
+@pytest.fixture(scope="module")
+def checked_history() -> dict:
+    """``training.jobs.load_history`` remembered by its inputs (path, spec and the catalogue limits,
+    the only settings it reads): the retrain tests below check the 3,000-SKU sample once per limit
+    values instead of twice per setting. Same inputs, same validated catalogue (a deep copy each)."""
+    return {}
+
+
+def _remembering(memo: dict, load):
+    import copy
+
+    def load_history(path, settings: Settings, *, spec):
+        key = (str(path), repr(spec), settings.max_text_chars, settings.max_image_bytes, settings.max_image_pixels)
+        if key not in memo:
+            memo[key] = load(path, settings, spec=spec)
+        return copy.deepcopy(memo[key])
+
+    return load_history
+
+
 @pytest.mark.parametrize("name", MODEL_FIELDS)
-def test_retrain_after_changing_any_model_setting_trains_again(name: str, trained: dict, monkeypatch) -> None:
+def test_retrain_after_changing_any_model_setting_trains_again(name: str, trained: dict, checked_history: dict,
+                                                               monkeypatch) -> None:
     """On the trained sample home, `retrain` of the same snapshot is a no-op with the same settings
     and goes on to embed and train with any model-shaping setting changed (stopped right there)."""
     from training import jobs
@@ -62,6 +83,7 @@ def test_retrain_after_changing_any_model_setting_trains_again(name: str, traine
         raise _WouldTrain
 
     monkeypatch.setattr(jobs, "embed_catalogue", stop)
+    monkeypatch.setattr(jobs, "load_history", _remembering(checked_history, jobs.load_history))
     settings: Settings = trained["settings"]
     catalogue = Path(trained["sample"]) / "catalogue.parquet"
     same = jobs.run_train(catalogue, settings, retrain=True, progress=False, echo=lambda *_: None)
