@@ -117,13 +117,21 @@ def searching_alone(monkeypatch) -> None:
         monkeypatch.setattr(FeaturePipeline, name, alone)
 
 
-def test_one_search_gives_the_answers_of_one_search_per_part(trained, monkeypatch) -> None:
+@pytest.mark.parametrize("path", ["exact", "approximate"])
+def test_one_search_gives_the_answers_of_one_search_per_part(trained, monkeypatch, path) -> None:
+    """On the exact path, and past ``exact_max_rows`` where the faiss graphs propose candidates
+    (forced here at a quarter of the history: every candidate may use more SKUs than that)."""
     from features.analogs import AnalogIndex
     from serving.champion import load_champion
 
     predictor, message = load_champion(trained["settings"])
     assert predictor is not None, message
     records, pictures = candidate_requests(trained["sample"])
+    if path == "approximate":
+        index = predictor.bundle.pipeline.index
+        index.exact_max_rows, index._graphs = len(index) // 4, None
+        assert index.prepare()._approximate(index.days.max(keepdims=True) + 10**4).all()
+        records, pictures = records[:8] + records[40:], pictures[:8] + pictures[40:]
     searches: list[tuple] = []
     original = AnalogIndex.search_kinds
     monkeypatch.setattr(AnalogIndex, "search_kinds", lambda self, *a, **k: searches.append(a[4]) or original(self, *a, **k))
