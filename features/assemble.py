@@ -172,8 +172,8 @@ class FeaturePipeline:
         ``plain``: the rows' ``search`` made without overrides (novelty never follows a person's pins);
         ``completed``: the rows are ``complete``'s answer already (a forecast completes them once)."""
         frame = frame if completed else self.complete(frame, embeddings)
-        found = plain or self.index.search_kinds(embeddings.picture, embeddings.copy, frame["launch_date"], 1,
-                                                 ("joint", "picture", "copy"))
+        found = plain if plain is not None else self.index.search_kinds(
+            embeddings.picture, embeddings.copy, frame["launch_date"], 1, ("joint", "picture", "copy"))
         top = {kind: found[kind].similarity[:, 0].astype(float) for kind in ("joint", "picture", "copy")}
         winner, share = picture_category_vote(self.index, self.history["category"].astype(str).to_numpy(),
                                               embeddings.picture, embeddings.copy, frame["launch_date"],

@@ -102,8 +102,8 @@ class Settings(ModelSettings, BaseSettings):
         1, ge=1, description="Threads of the copy encoder (numpy BLAS), at most ``threads``: on 2 busy cores it "
         "encoded 225 copies/s on 1 thread, 41/s on 2 (benchmarks/laptop.py).")
     train_workers: int = Field(
-        2, ge=1, description="Processes fitting a training run's backtest folds and final refit side by side "
-        "(training/fits.py; same bits as 1, which fits them in order in the training process).")
+        2, ge=1, description="Processes running a training run's holdout report, backtest folds and final "
+        "refit side by side (training/fits.py; same bits as 1, which runs them in order in the training process).")
     batch_size: int = Field(32, ge=1)
     analog_show: int = Field(5, ge=1, description="Neighbours shown to the user.")
 

@@ -103,15 +103,15 @@ class Model:
         """Forecast validated SKU rows: P10/P50/P90, the sales curve, the most similar past SKUs, what
         was assumed for absent inputs, how novel each SKU is per modality, and why (contributions)."""
         embeddings = embed_frame(frame, self.settings_for_encoding(settings), images=images, cache=cache)
-        completed = self.pipeline.complete(frame, embeddings)
+        pipeline = self.pipeline
+        completed = pipeline.complete(frame, embeddings)
         # Completed once, and one analog search answers the features, the curve, the SKUs shown and
         # (when no row excludes or pins analogs) novelty: the same numbers as each part on its own (tested).
-        found = self.pipeline.search(completed, embeddings)
-        features = self.pipeline.transform(completed, embeddings, found=found, completed=True)
+        found = pipeline.search(completed, embeddings)
+        features = pipeline.transform(completed, embeddings, found=found, completed=True)
         matrix = self.forecaster.matrix(features)  # converted once for the 3 boosters and the "why"
         quantiles = self.forecaster.predict(features, matrix)
-        curve = self.pipeline.curve(completed, embeddings, found["joint"])
-        pipeline = self.pipeline
+        curve = pipeline.curve(completed, embeddings, found["joint"])
         similar = pipeline.similar(completed, embeddings, show, found["joint"] if show <= pipeline.k else None)
         pinned = any(o is not None for o in overrides_of(completed) or [])
         novelty = pipeline.novelty(completed, embeddings, None if pinned else found, completed=True)

@@ -14,9 +14,13 @@ another category wins the vote).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from features.analogs import Neighbours
 
 QUANTILE = 0.01
 
@@ -43,7 +47,7 @@ class Floors:
 
 def picture_category_vote(index, history_categories: np.ndarray, picture: np.ndarray, copy: np.ndarray,
                           launch_dates: pd.Series, declared: pd.Series, k: int,
-                          nb=None) -> tuple[list[str | None], np.ndarray]:
+                          nb: Neighbours | None = None) -> tuple[list[str | None], np.ndarray]:
     """(the category the picture's nearest past SKUs vote for, the declared category's share of
     that vote) per row; share NaN where the row has no picture or no past SKU. ``nb``: those k
     picture neighbours, already found."""

@@ -3,7 +3,7 @@
 Why: once the loss is chosen, the holdout report, the backtest folds and the final refit are
 independent work on different time slices; on one thread each (a retailer's history is under
 ``features.threads.SMALL_FIT_CELLS``), a 2-core laptop runs two at once instead of leaving a core
-idle (3,000 SKUs: 33 s -> 20-24 s, ``benchmarks/laptop.py``). Processes, not threads: the feature
+idle (3,000 SKUs: 34 s -> 25 s at load 1.6, ``benchmarks/laptop.py``). Processes, not threads: the feature
 path holds the GIL in pandas. joblib's loky executor (cloudpickle for the tasks); each worker gets
 an equal share of the thread budget, and every answer has the same bits as in one process
 (tests/training/test_fits.py). ``train_workers=1`` runs them here, in order.
