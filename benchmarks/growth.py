@@ -107,14 +107,54 @@ def _search(index, data: dict, rows: np.ndarray, dates: pd.Series | None = None,
         index.exact_max_rows = kept
 
 
-def _recall(approx: dict, exact: dict) -> float:
-    found = []
+def _recalls(approx: dict, exact: dict) -> np.ndarray:
+    """Recall@20 of each query, averaged over the kinds (NaN where exact search found nothing)."""
+    per_kind = []
     for kind in exact:
-        for a, e in zip(approx[kind].index, exact[kind].index):
-            e = e[e >= 0]
-            if len(e):
-                found.append(len(set(a[a >= 0]) & set(e)) / len(e))
-    return float(np.mean(found))
+        row = [len(set(a[a >= 0]) & set(e[e >= 0])) / (e >= 0).sum() if (e >= 0).any() else np.nan
+               for a, e in zip(approx[kind].index, exact[kind].index)]
+        per_kind.append(row)
+    return np.nanmean(np.array(per_kind, dtype=float), axis=0)
+
+
+def _recall(approx: dict, exact: dict) -> float:
+    return float(np.nanmean(_recalls(approx, exact)))
+
+
+def _walked(index, data: dict, rows: np.ndarray) -> np.ndarray:
+    """The size of the graph each query walks (0: the query is searched exactly)."""
+    from features.analogs import day_numbers
+
+    prefix = index._prefix(day_numbers(data["frame"]["launch_date"].iloc[rows]))
+    sizes = np.array(sorted(index._ann()["picture"].sizes))
+    walked = sizes[np.minimum(np.searchsorted(sizes, prefix), len(sizes) - 1)]
+    return np.where(prefix > index.exact_max_rows, walked, 0)
+
+
+def _sweep(index, data: dict, check: np.ndarray, exact: dict, args: argparse.Namespace) -> list[dict]:
+    """Recall and query time of other beams and candidate counts on the graphs already built."""
+    graphs = [index._ann()["picture"], index._ann()["copy"]]
+    kept = graphs[0].ef_search, graphs[0].candidates
+    walked = _walked(index, data, check)
+    out = []
+    try:
+        for ef in args.sweep_ef:
+            for count in args.sweep_candidates:
+                for g in graphs:
+                    g.ef_search, g.candidates = ef, count
+                start = time.perf_counter()
+                found = _search(index, data, check)
+                ms = 1000 * (time.perf_counter() - start) / len(check)
+                per_query = _recalls(found, exact)
+                by_size = {int(w): round(float(np.nanmean(per_query[walked == w])), 4) for w in np.unique(walked)}
+                out.append({"step": "analogs-approx-sweep", "ef_search": ef, "candidates": count,
+                            "recall_at_20": float(np.nanmean(per_query)), "per_query_ms": ms,
+                            "recall_by_graph_walked": by_size, "seconds": 0.0})
+                print(json.dumps(out[-1]), file=sys.stderr, flush=True)
+    finally:
+        for g in graphs:
+            g.ef_search, g.candidates = kept
+    return out
 
 
 def step_analogs(n: int, args: argparse.Namespace, approximate: bool) -> list[dict]:
@@ -139,6 +179,7 @@ def step_analogs(n: int, args: argparse.Namespace, approximate: bool) -> list[di
         exact = _search(index, data, check, exact=True)
         keep = np.isin(rows, check)
         train["recall_at_20"] = _recall({k: type(v)(v.index[keep], v.similarity[keep]) for k, v in found.items()}, exact)
+        sweep = _sweep(index, data, check, exact, args) if args.sweep_ef and len(index) > args.exact_max_rows else []
     today = pd.Series([data["frame"]["launch_date"].max() + pd.Timedelta(days=30)])
     new = _queries(n, 200)
     start = time.perf_counter()
@@ -146,7 +187,8 @@ def step_analogs(n: int, args: argparse.Namespace, approximate: bool) -> list[di
         _search(index, data, np.array([row]), today)
     serve = {"seconds": (time.perf_counter() - start) / len(new)}
     kind = "approx" if approximate else "exact"
-    return [{"step": f"analogs-{kind}", **train}, {"step": f"serve-search-{kind}", **serve}]
+    return [{"step": f"analogs-{kind}", **train}, {"step": f"serve-search-{kind}", **serve},
+            *(sweep if approximate else [])]
 
 
 def step_projection(n: int, args: argparse.Namespace) -> dict:
@@ -246,7 +288,7 @@ def run(args: argparse.Namespace) -> list[dict]:
 def table(results: list[dict], sizes: list[int]) -> str:
     lines = ["| step | " + " | ".join(f"n={n:,}: time, peak" for n in sizes) + " | exponent |",
              "| --- |" + " --- |" * (len(sizes) + 1)]
-    for step in dict.fromkeys(r["step"] for r in results):
+    for step in dict.fromkeys(r["step"] for r in results if not r["step"].endswith("-sweep")):
         by_n = {r["n"]: r for r in results if r["step"] == step}
         measured = [n for n in sizes if n in by_n]
         k = exponent(measured, [by_n[n]["seconds"] for n in measured])
@@ -265,6 +307,17 @@ def table(results: list[dict], sizes: list[int]) -> str:
     return "\n".join(lines)
 
 
+def sweep_table(results: list[dict]) -> str:
+    """Recall@20 and query time per beam and candidate count, overall and by graph size walked."""
+    lines = ["| n | beam | candidates | recall@20 | ms per query | recall by graph walked (0: exact) |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for r in (r for r in results if r["step"] == "analogs-approx-sweep"):
+        walked = ", ".join(f"{int(k):,}: {v:.3f}" for k, v in r["recall_by_graph_walked"].items())
+        lines.append(f"| {r['n']:,} | {r['ef_search']} | {r['candidates']} | {r['recall_at_20']:.4f} "
+                     f"| {r['per_query_ms']:.1f} | {walked} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", default="sample", help="The sample catalogue folder (real pictures for embed).")
@@ -275,6 +328,10 @@ def main() -> None:
     parser.add_argument("--recall-queries", type=int, default=200)
     parser.add_argument("--exact-max-rows", type=int, default=5000, help="Approximate search past this many SKUs.")
     parser.add_argument("--exact-up-to", type=int, default=30000, help="Largest size timed with exact training search.")
+    parser.add_argument("--sweep-ef", type=int, nargs="*", default=[],
+                        help="analogs-approx: also measure recall at these beams on the same graphs.")
+    parser.add_argument("--sweep-candidates", type=int, nargs="*", default=[200],
+                        help="With --sweep-ef: candidates per kind to try at each beam.")
     parser.add_argument("--embed-rows", type=int, default=300)
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     parser.add_argument("--child", nargs=2, metavar=("STEP", "N"), help=argparse.SUPPRESS)
@@ -284,6 +341,8 @@ def main() -> None:
     print(f"growth benchmark: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, SYNTHETIC catalogues", flush=True)
     results = run(args)
     print(table(results, args.sizes))
+    if any(r["step"] == "analogs-approx-sweep" for r in results):
+        print(sweep_table(results))
     print(f"done; load {os.getloadavg()[0]:.1f}")
     if args.out:
         args.out.write_text(json.dumps({"load": os.getloadavg()[0], "results": results}, indent=1))

@@ -24,8 +24,13 @@ import numpy as np
 
 HNSW_M = 32  # links per node; with the three below: recall@20 0.998-0.999 on clustered 1,792-d vectors
 EF_CONSTRUCTION = 40  # 64-80 gained < 0.001 recall for 2.5x the build time (20k SKUs)
-EF_SEARCH = 128  # beam width of a query; at least the candidates asked for
-CANDIDATES = 100  # per query and per kind (picture, copy), re-scored exactly in features.analogs
+# A query's beam and how many candidates it proposes per kind (picture, copy), re-scored exactly in
+# features.analogs. 128 / 100 (tuned at 20k SKUs) gave recall@20 0.913 at 300k: the SKUs that lose
+# are early ones whose exact top 20 is part family, part near-orthogonal strangers, which a walk finds
+# poorly. A fixed 512 / 200, swept on the same 300k graphs, gave more than 0.95 at 300k and 1.000 at
+# 30k for a query time that still does not grow with n (benchmarks/growth.py --sweep-ef/-candidates).
+EF_SEARCH = 512
+CANDIDATES = 200
 
 
 def _faiss():
@@ -53,23 +58,26 @@ class PrefixGraphs:
         self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         self.sizes = checkpoint_sizes(len(vectors), exact_max_rows)
         self.graphs = {}
+        self.ef_search, self.candidates = EF_SEARCH, CANDIDATES  # a benchmark may sweep them on one build
         for size in self.sizes:
             graph = faiss.IndexHNSWFlat(self.vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
             graph.hnsw.efConstruction = EF_CONSTRUCTION
             graph.add(self.vectors[:size])
             self.graphs[size] = graph
 
-    def search(self, queries: np.ndarray, prefix: np.ndarray, count: int = CANDIDATES) -> np.ndarray:
-        """For each query, up to ``count`` positions among its first ``prefix`` vectors, best first
-        (-1 padding). Queries are grouped by prefix: one graph walk per group, filtered in C++."""
+    def search(self, queries: np.ndarray, prefix: np.ndarray, count: int | None = None) -> np.ndarray:
+        """For each query, up to ``count`` (default ``self.candidates``) positions among its first
+        ``prefix`` vectors, best first (-1 padding). Queries are grouped by prefix: one graph walk per
+        group, filtered in C++."""
         faiss = _faiss()
+        count = self.candidates if count is None else count
         queries = np.ascontiguousarray(queries, dtype=np.float32)
         out = np.full((len(queries), count), -1, dtype=np.int64)
         for p in np.unique(prefix):
             rows = np.flatnonzero(prefix == p)
             size = min(s for s in self.sizes if s >= p)
             params = faiss.SearchParametersHNSW()
-            params.efSearch = max(EF_SEARCH, count)
+            params.efSearch = max(self.ef_search, count)
             selector = faiss.IDSelectorRange(0, int(p))  # held here: params does not own it
             if p < size:
                 params.sel = selector

@@ -155,7 +155,7 @@ class Settings(ModelSettings, BaseSettings):
         0.3, ge=0, lt=1, description="Value of a leftover unit as a share of its cost price (newsvendor quantity)."
     )
 
-    # Scale-out (features/engine.py): embedding and batch scoring on Ray.
+    # Scale-out (features/engine.py): embedding, training's fits and batch scoring on Ray.
     embed_engine: Literal["auto", "local", "ray"] = Field(
         "auto", description="Embedding: one process, Ray, or Ray from ray_min_embeddings new vectors up.")
     ray_min_embeddings: int = Field(
@@ -164,6 +164,9 @@ class Settings(ModelSettings, BaseSettings):
         "auto", description="Batch scoring: one process, Ray, or Ray from ray_min_rows rows up.")
     ray_min_rows: int = Field(
         5_000, ge=1, description="Rows from which 'auto' scores on Ray (benchmarks/scale_scoring.py measures it).")
+    train_engine: Literal["auto", "local", "ray"] = Field(
+        "auto", description="Training's independent fits (training/fits.py): processes here, or Ray tasks; "
+        "'auto' uses Ray only when a cluster is configured (on one machine Ray's start buys nothing).")
     ray_workers: int = Field(2, ge=1, description="Ray actors scoring at once (each loads the model once).")
     ray_address: str | None = Field(None, description="An existing Ray cluster (RAY_ADDRESS wins); else Ray starts locally.")
     # The page and its batch jobs (serving/web.py, serving/jobs.py).

@@ -131,3 +131,12 @@ def embed_copy(frame: pd.DataFrame, settings: Settings, *, cache: EmbeddingCache
     """Copy vectors alone, e.g. of the title alone for rows whose description training masks."""
     encoder = get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
     return _embed_copy(frame, encoder, cache, False, settings)[0]
+
+
+def copy_entries(frames: Sequence[pd.DataFrame], settings: Settings,
+                 cache: EmbeddingCache) -> tuple[str, dict[str, np.ndarray]]:
+    """The cached copy vectors of these rows, by content key, with the copy encoder's id: what a
+    process without this cache (a Ray worker on a cluster) needs to read them as this one does."""
+    encoder = get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
+    keys = [content_key(copy_text(t, d)) for f in frames for t, d in zip(f["title"], f["description"].fillna(""))]
+    return encoder.id, cache.get_many(encoder.id, keys, encoder.dim)

@@ -1,10 +1,11 @@
 """Where a large job runs: in this process, or as a Ray Data pipeline on a local Ray or a cluster.
 
 One rule for every step that may run on Ray (embedding here and in ``features.embed``, batch
-scoring in ``serving.scale``): ``local`` never uses Ray, ``ray`` always does, ``auto`` does from a
-size measured on this kind of machine up (below it, starting Ray and loading a network or model
-in each worker costs more than it saves: ``benchmarks/growth.py`` and
-``benchmarks/scale_scoring.py`` measure where). The cluster is ``RAY_ADDRESS`` or
+scoring in ``serving.scale``, training's independent fits in ``training.fits``): ``local`` never
+uses Ray, ``ray`` always does, ``auto`` does from a size measured on this kind of machine up
+(below it, starting Ray and loading a network or model in each worker costs more than it saves:
+``benchmarks/growth.py`` and ``benchmarks/scale_scoring.py`` measure where; for the fits, only
+when a cluster is configured). The cluster is ``RAY_ADDRESS`` or
 ``Settings.ray_address``; without one Ray starts here with ``ray_workers`` CPUs and stops after
 the job. The job's results always come back to this process, which writes them to the one source
 of truth (the embedding cache, the scores' part files), so a cluster needs no access to them.
@@ -27,6 +28,19 @@ def use_ray(engine: Engine, items: int, min_items: int) -> bool:
     return engine == "ray" or (engine == "auto" and items >= min_items)
 
 
+def cluster_address(settings: Settings) -> str | None:
+    """The Ray cluster configured for this process (``RAY_ADDRESS`` wins), or None."""
+    return os.environ.get("RAY_ADDRESS") or settings.ray_address
+
+
+def fits_on_ray(settings: Settings) -> bool:
+    """Whether training's independent fits run as Ray tasks: ``ray`` always, ``auto`` only with a
+    cluster configured. On one machine Ray's workers are the same cores the fits' own processes use,
+    and starting Ray costs more than a small training run's side-by-side stage (``benchmarks/growth.py``
+    measures Ray's start)."""
+    return settings.train_engine == "ray" or (settings.train_engine == "auto" and cluster_address(settings) is not None)
+
+
 @contextmanager
 def ray_session(settings: Settings) -> Iterator[None]:
     """Ray connected for the block: the configured cluster, else a local Ray stopped afterwards."""
@@ -35,7 +49,7 @@ def ray_session(settings: Settings) -> Iterator[None]:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
     if started:
-        address = os.environ.get("RAY_ADDRESS") or settings.ray_address
+        address = cluster_address(settings)
         if not address:  # Ray runs its workers at nice 15; on a shared laptop they starved (see README)
             os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address=address, include_dashboard=False, log_to_driver=False,

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from features.assemble import FeaturePipeline
 from features.cache import EmbeddingCache
 from features.config import Settings
-from features.embed import Embeddings, embed_copy
+from features.embed import Embeddings, copy_entries, embed_copy
 from features.novelty import Floors
 from features.schema import mask_optional
 from features.threads import apply as apply_threads
@@ -37,7 +37,7 @@ from training.evaluate import (
     point_metrics,
     wape,
 )
-from training.fits import run_side_by_side
+from training.fits import CacheEntries, run_side_by_side
 from training.forecaster import LOSSES, Forecaster
 
 
@@ -75,15 +75,17 @@ def _masked(data: Dataset, settings: Settings) -> tuple[pd.DataFrame, np.ndarray
     return masked, ((masked["description"] == "") & (data.frame["description"] != "")).to_numpy()
 
 
-def _embed_ahead(frames: list[pd.DataFrame], settings: Settings) -> None:
+def _embed_ahead(frames: list[pd.DataFrame], settings: Settings) -> CacheEntries:
     """Embed the copies the side-by-side stage will ask for, here, one frame at a time in the order
     one process asks for them (the copy encoder's last bits depend on a batch's other rows: two
-    workers racing to the cache would store whichever batch came first). The stage then reads them."""
+    workers racing to the cache would store whichever batch came first). The stage then reads them:
+    from the cache, or, on Ray, from the entries returned here (a cluster has no access to the cache)."""
     cache = EmbeddingCache(settings.cache_path)
     try:
+        frames = [frame for frame in frames if len(frame)]
         for frame in frames:
-            if len(frame):
-                embed_copy(frame, settings, cache=cache)
+            embed_copy(frame, settings, cache=cache)
+        return copy_entries(frames, settings, cache)
     finally:
         cache.close()
 
@@ -237,10 +239,10 @@ def train(
     folds = [(i, dev.subset(tr), dev.subset(te))
              for i, (tr, te) in enumerate(rolling_origins(dev.frame, backtest_folds, settings.holdout_fraction / 2))
              if tr.sum() >= 100 and te.sum() >= 20]
-    _embed_ahead([blank(hold.frame, "description")] + [_title_only(part, settings) for _, part, _ in folds]
-                 + [_title_only(data, settings)], settings)
+    entries = _embed_ahead([blank(hold.frame, "description")] + [_title_only(part, settings) for _, part, _ in folds]
+                           + [_title_only(data, settings)], settings)
     answers = run_side_by_side([(_final_fit, (data, loss)), (_holdout_report, (fitted, dev, hold))]
-                               + [(_backtest_fold, (*fold, loss)) for fold in folds], settings)
+                               + [(_backtest_fold, (*fold, loss)) for fold in folds], settings, entries)
     final, report, backtest = answers[0], answers[1], answers[2:]
     steps.update(3 + len(folds))
     steps.close()

@@ -80,27 +80,27 @@ def embed(
 def train_command(
     catalogue: Path = typer.Argument(..., help="History catalogue with sales."),
     shuffle_target: bool = typer.Option(False, help="Train on shuffled targets (a deliberately useless model)."),
-    engine: str = typer.Option(None, "--engine", help="Embedding on local, ray, or auto (Ray from TRIALCAST_RAY_MIN_EMBEDDINGS new vectors)."),
+    engine: str = typer.Option(None, "--engine", help="Embedding and the independent fits on local, ray, or auto (embedding: Ray from TRIALCAST_RAY_MIN_EMBEDDINGS new vectors; fits: Ray with a cluster configured)."),
 ) -> None:
     """Train, evaluate on the most recent launches, gate, log to MLflow and register."""
     _input_file(catalogue, "catalogue")
     from training.jobs import run_train
 
-    _dump(run_train(catalogue, _settings(embed_engine=engine), shuffle_target=shuffle_target, echo=typer.echo))
+    _dump(run_train(catalogue, _settings(embed_engine=engine, train_engine=engine), shuffle_target=shuffle_target, echo=typer.echo))
 
 
 @app.command()
 def retrain(
     catalogue: Path = typer.Argument(..., help="A new catalogue snapshot."),
     launches: bool = typer.Option(True, help="Add the launched SKUs whose first 7 days are in the forecast log."),
-    engine: str = typer.Option(None, "--engine", help="Embedding on local, ray, or auto (Ray from TRIALCAST_RAY_MIN_EMBEDDINGS new vectors)."),
+    engine: str = typer.Option(None, "--engine", help="Embedding and the independent fits on local, ray, or auto (embedding: Ray from TRIALCAST_RAY_MIN_EMBEDDINGS new vectors; fits: Ray with a cluster configured)."),
 ) -> None:
     """Scheduled retraining: the catalogue plus the forecast log's complete launches; embed only what
     is new, train, gate, promote; a no-op on a snapshot already trained."""
     _input_file(catalogue, "catalogue")
     from training.jobs import run_train
 
-    _dump(run_train(catalogue, _settings(embed_engine=engine), retrain=True, launches=launches, echo=typer.echo))
+    _dump(run_train(catalogue, _settings(embed_engine=engine, train_engine=engine), retrain=True, launches=launches, echo=typer.echo))
 
 
 @app.command()

@@ -66,18 +66,21 @@ def small_history(tmp_path_factory):
     return load_dataset(path, settings, progress=False), settings, folder
 
 
-def test_a_run_with_two_workers_gives_the_bits_of_one(small_history) -> None:
+@pytest.mark.parametrize("engine", ["local", "ray"])
+def test_a_run_with_two_workers_gives_the_bits_of_one(small_history, engine) -> None:
     """From the same cache, without the title-only copies training embeds: the same metrics, the
-    same model and the same vectors written to the cache, whichever process asked for them."""
+    same model and the same vectors written to the cache, whichever process asked for them (two
+    loky processes, or Ray tasks reading the copies the driver embedded from entries it sent)."""
     from training.train import train
 
     data, settings, folder = small_history
     results, caches = {}, {}
     for workers in (1, 2):
-        caches[workers] = folder / f"cache-{workers}.sqlite"
+        caches[workers] = folder / f"cache-{engine}-{workers}.sqlite"
         with sqlite3.connect(folder / "base.sqlite") as base, sqlite3.connect(caches[workers]) as copy:
             base.backup(copy)
-        run = settings.model_copy(update={"train_workers": workers, "cache_file": caches[workers]})
+        run = settings.model_copy(update={"train_workers": workers, "cache_file": caches[workers],
+                                          "train_engine": engine if workers == 2 else "local"})
         results[workers] = train(data, run, progress=False)
     one, two = results[1], results[2]
     assert len(_vectors(caches[1])) > len(_vectors(folder / "base.sqlite"))  # training embedded copies
@@ -87,3 +90,34 @@ def test_a_run_with_two_workers_gives_the_bits_of_one(small_history) -> None:
     assert one.absence == two.absence and one.params == two.params
     served = [fitted.predict(data.frame, data.embeddings) for fitted in (one.final, two.final)]
     pd.testing.assert_frame_equal(served[0], served[1], check_exact=True)  # the model that serves, too
+
+
+def test_fits_on_ray_are_ray_tasks_reading_the_entries_sent(tmp_path) -> None:
+    """With the Ray engine each task runs in a Ray worker (a local Ray of 2 CPUs, started and
+    stopped here), in task order, and reads the copies the driver sent from a cache of its own,
+    never the driver's cache (a cluster has no access to it)."""
+    import numpy as np
+
+    def reads(label: str, settings: Settings) -> tuple[str, int, str, dict]:
+        from features.cache import EmbeddingCache
+
+        cache = EmbeddingCache(settings.cache_path)
+        try:
+            found = cache.get_many("enc", ["k1", "k2"], 3)
+        finally:
+            cache.close()
+        return label, os.getpid(), str(settings.cache_path), {k: v.tolist() for k, v in found.items()}
+
+    driver = tmp_path / "driver.sqlite"
+    settings = Settings(home=tmp_path, threads=2, train_engine="ray", ray_workers=2, cache_file=driver)
+    entries = ("enc", {"k1": np.array([1.0, 2.0, 3.0], dtype=np.float32)})
+    answers = run_side_by_side([(reads, (str(i),)) for i in range(3)], settings, entries)
+    assert [label for label, *_ in answers] == ["0", "1", "2"]
+    assert os.getpid() not in {pid for _, pid, _, _ in answers}
+    assert all(path != str(driver) for _, _, path, _ in answers) and not driver.exists()
+    assert all(found == {"k1": [1.0, 2.0, 3.0]} for *_, found in answers)
+    with pytest.raises(ValueError, match="task x failed"):  # a failing task raises its own error here
+        run_side_by_side([(fails, ("x",))], settings)
+    import ray
+
+    assert not ray.is_initialized()  # the local Ray this started is stopped
