@@ -30,10 +30,20 @@ _REDUCERS = ("picture", "copy")
 _ARRAY_FIELDS = ("models", "picture_reducer", "copy_reducer")  # in projection.npz, not the JSON
 
 
+# Memory at scale (benchmarks/growth.py ``projection``: 9.7 GB at 300k SKUs before these two): the
+# PCA axes are fitted on at most PCA_MAX_ROWS rows spread over the history (128 axes of 1,280
+# dimensions are pinned down long before 300k rows), and vectors are turned to float64 and projected
+# a block at a time. A history up to these sizes (the sample, VISUELLE) gets the same bits as before.
+PCA_MAX_ROWS = 50_000
+BLOCK_ROWS = 32_768
+
+
 def _fit_reducer(vectors: np.ndarray, components: int) -> Reducer | None:
-    present = vectors[~np.isnan(vectors).any(axis=1)]
+    present = np.flatnonzero(~np.isnan(vectors).any(axis=1))
+    if len(present) > PCA_MAX_ROWS:
+        present = present[np.linspace(0, len(present) - 1, PCA_MAX_ROWS).astype(int)]
     n = min(components, len(present) - 1, vectors.shape[1])
-    return Reducer.fit(present.astype(np.float64), n) if n >= 1 else None
+    return Reducer.fit(vectors[present].astype(np.float64), n) if n >= 1 else None
 
 
 def _reduce(reducer: Reducer | None, vectors: np.ndarray) -> np.ndarray:
@@ -41,9 +51,10 @@ def _reduce(reducer: Reducer | None, vectors: np.ndarray) -> np.ndarray:
     if reducer is None:
         return np.full((len(vectors), 1), np.nan)
     out = np.full((len(vectors), reducer.n_components), np.nan)
-    present = ~np.isnan(vectors).any(axis=1)
-    if present.any():
-        out[present] = reducer.transform(vectors[present].astype(np.float64))
+    present = np.flatnonzero(~np.isnan(vectors).any(axis=1))
+    for start in range(0, len(present), BLOCK_ROWS):
+        rows = present[start:start + BLOCK_ROWS]
+        out[rows] = reducer.transform(vectors[rows].astype(np.float64))
     return out
 
 
