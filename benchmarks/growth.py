@@ -20,6 +20,9 @@ product's own code on them:
 - ``projection``: the time-honest ridge read-out fitted on the whole catalogue.
 - ``boost``: LightGBM, the product's forecaster (calibrate on a fold, refit), on n rows x 53
   features: the reference cost the issue excludes ("beyond LightGBM's own cost").
+- ``train-local1`` / ``train-local2`` / ``train-ray2``: a whole training run on the sample's real
+  catalogue (warm ``--cache``), its independent fits in one process, in two local processes, or as
+  Ray tasks on a local Ray of 2 CPUs; at the first size only (it needs real pictures and copy).
 
 The growth exponent is the slope of log time against log n over the sizes.
 """
@@ -238,6 +241,31 @@ def step_embed(n: int, args: argparse.Namespace, engine: str) -> dict:
             "measured_rows": len(frame), "rate_per_s": len(frame) / seconds, "vectors": done.computed}
 
 
+def step_train(n: int, args: argparse.Namespace, mode: str) -> dict:
+    """A whole training run on the sample's real catalogue (warm cache): the independent fits in one
+    process, in 2 local processes, or as Ray tasks on a local Ray of 2 CPUs (its start timed apart)."""
+    from features.config import Settings
+    from training.data import load_dataset
+    from training.train import train
+
+    engine, workers = {"local1": ("local", 1), "local2": ("local", 2), "ray2": ("ray", 2)}[mode]
+    settings = Settings(home=Path(args.home), cache_file=args.cache, threads=2, train_engine=engine,
+                        train_workers=workers, ray_workers=2)
+    data = load_dataset(Path(args.sample) / "catalogue.parquet", settings, progress=False)
+    fixed = 0.0
+    if engine == "ray":
+        import ray
+
+        os.environ.setdefault("RAY_worker_niceness", "0")  # as features.engine starts a local Ray
+        start = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        fixed = time.perf_counter() - start
+    start = time.perf_counter()
+    result = train(data, settings, progress=False)
+    return {"seconds": fixed + time.perf_counter() - start, "fixed_seconds": fixed, "rows": len(data.frame),
+            "holdout_wape": result.holdout_metrics["wape"]}
+
+
 STEPS = {
     "embed-local": lambda n, a: step_embed(n, a, "local"),
     "embed-ray2": lambda n, a: step_embed(n, a, "ray"),
@@ -245,6 +273,9 @@ STEPS = {
     "analogs-approx": lambda n, a: step_analogs(n, a, True),  # and serve-search-approx
     "projection": step_projection,
     "boost": step_boost,
+    "train-local1": lambda n, a: step_train(n, a, "local1"),  # the sample's real catalogue only
+    "train-local2": lambda n, a: step_train(n, a, "local2"),
+    "train-ray2": lambda n, a: step_train(n, a, "ray2"),
 }
 
 
@@ -268,6 +299,8 @@ def run(args: argparse.Namespace) -> list[dict]:
         for n in args.sizes:
             if step == "analogs-exact" and n > args.exact_up_to:
                 continue  # n^2: projected from the exponent of the sizes measured, said so in the table
+            if step.startswith("train") and n != args.sizes[0]:
+                continue  # a real training run needs real pictures and copy: the sample's size only
             if step.startswith("embed") and n != args.sizes[0]:  # one measurement, at its rate per SKU
                 first = next(r for r in results if r["step"] == step)
                 scaled = first["fixed_seconds"] + (first["seconds"] - first["fixed_seconds"]) * n / first["n"]
@@ -332,6 +365,7 @@ def main() -> None:
                         help="analogs-approx: also measure recall at these beams on the same graphs.")
     parser.add_argument("--sweep-candidates", type=int, nargs="*", default=[200],
                         help="With --sweep-ef: candidates per kind to try at each beam.")
+    parser.add_argument("--cache", type=Path, default=None, help="train-*: the sample's embedding cache (warm).")
     parser.add_argument("--embed-rows", type=int, default=300)
     parser.add_argument("--out", type=Path, default=None, help="Write the results as JSON here.")
     parser.add_argument("--child", nargs=2, metavar=("STEP", "N"), help=argparse.SUPPRESS)
