@@ -79,7 +79,7 @@ def design(frame: pd.DataFrame, picture: np.ndarray, copy: np.ndarray, categorie
     return np.hstack([
         embedded, embedded * season, season, spring, has_picture, has_price, log_price, markup,
         one_hot, one_hot * season, one_hot * log_price,
-    ]).astype(np.float64)
+    ]).astype(np.float64, copy=False)  # hstack of float64 parts: no second copy
 
 
 @dataclass
