@@ -21,6 +21,7 @@ from features.assemble import FeaturePipeline
 from features.cache import EmbeddingCache
 from features.config import Settings
 from features.embed import Embeddings, copy_entries, embed_copy
+from features.engine import fits_on_ray
 from features.novelty import Floors
 from features.schema import mask_optional
 from features.threads import apply as apply_threads
@@ -75,17 +76,18 @@ def _masked(data: Dataset, settings: Settings) -> tuple[pd.DataFrame, np.ndarray
     return masked, ((masked["description"] == "") & (data.frame["description"] != "")).to_numpy()
 
 
-def _embed_ahead(frames: list[pd.DataFrame], settings: Settings) -> CacheEntries:
+def _embed_ahead(frames: list[pd.DataFrame], settings: Settings) -> CacheEntries | None:
     """Embed the copies the side-by-side stage will ask for, here, one frame at a time in the order
     one process asks for them (the copy encoder's last bits depend on a batch's other rows: two
     workers racing to the cache would store whichever batch came first). The stage then reads them:
-    from the cache, or, on Ray, from the entries returned here (a cluster has no access to the cache)."""
+    from the cache, or, when the fits run on Ray, from the entries returned here (a cluster has no
+    access to the cache)."""
     cache = EmbeddingCache(settings.cache_path)
     try:
         frames = [frame for frame in frames if len(frame)]
         for frame in frames:
             embed_copy(frame, settings, cache=cache)
-        return copy_entries(frames, settings, cache)
+        return copy_entries(frames, settings, cache) if fits_on_ray(settings) else None
     finally:
         cache.close()
 
