@@ -31,6 +31,7 @@ import numpy as np
 from features.config import Settings
 
 IDLE_SECONDS = 10  # a worker waiting this long for a task leaves (its parent was killed, or is gone)
+RAY_RETRIES = 3  # times Ray runs a fit again whose worker died (tests/training/test_fits.py kills one)
 
 Task = tuple[Callable[..., Any], tuple]
 CacheEntries = tuple[str, dict[str, np.ndarray]]  # (encoder id, content key -> vector)
@@ -74,7 +75,8 @@ def _on_ray(tasks: list[Task], settings: Settings, entries: CacheEntries | None)
     share = settings.model_copy(update={"threads": max(1, settings.threads // settings.ray_workers),
                                         "train_workers": 1})
     with engine.ray_session(settings):
-        remote = ray.remote(num_cpus=share.threads)(_in_ray_worker)
+        # A worker that dies mid-fit (killed, out of memory, a lost node): Ray runs the task again.
+        remote = ray.remote(num_cpus=share.threads, max_retries=RAY_RETRIES)(_in_ray_worker)
         shipped = ray.put(entries)  # once, not once per task
         return ray.get([remote.remote(function, engine.portable(share), args, shipped) for function, args in tasks])
 

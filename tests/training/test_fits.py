@@ -121,3 +121,38 @@ def test_fits_on_ray_are_ray_tasks_reading_the_entries_sent(tmp_path) -> None:
     import ray
 
     assert not ray.is_initialized()  # the local Ray this started is stopped
+
+
+def test_a_fit_whose_ray_worker_is_killed_is_run_again(tmp_path) -> None:
+    """A Ray worker killed mid-task (SIGKILL) loses no fit: Ray runs the task again on another
+    worker, and every answer comes back once, in task order (a task writes nothing the driver reads)."""
+    import signal
+    import threading
+    import time
+
+    def slow_the_first_time(label: str, folder: str, settings: Settings) -> tuple[str, int]:
+        first = Path(folder) / f"attempt-{label}"
+        if label == "1" and not first.exists():
+            first.write_text(str(os.getpid()))
+            time.sleep(120)  # killed here
+        return label, os.getpid()
+
+    killed: list[int] = []
+
+    def kill_when_started() -> None:
+        marker, deadline = tmp_path / "attempt-1", time.monotonic() + 120
+        while time.monotonic() < deadline and not killed:
+            if marker.exists() and marker.read_text():
+                pid = int(marker.read_text())
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_started, daemon=True)
+    killer.start()
+    settings = Settings(home=tmp_path, threads=2, train_engine="ray", ray_workers=2)
+    answers = run_side_by_side([(slow_the_first_time, (str(i), str(tmp_path))) for i in range(3)], settings)
+    killer.join(timeout=5)
+    assert killed, "the task's worker was never seen"
+    assert [label for label, _ in answers] == ["0", "1", "2"]
+    assert answers[1][1] != killed[0]  # answered by the retry, in another worker
