@@ -113,9 +113,9 @@ def _search(index, data: dict, rows: np.ndarray, dates: pd.Series | None = None,
 def _recalls(approx: dict, exact: dict) -> np.ndarray:
     """Recall@20 of each query, averaged over the kinds (NaN where exact search found nothing)."""
     per_kind = []
-    for kind in exact:
+    for kind, reference in exact.items():
         row = [len(set(a[a >= 0]) & set(e[e >= 0])) / (e >= 0).sum() if (e >= 0).any() else np.nan
-               for a, e in zip(approx[kind].index, exact[kind].index)]
+               for a, e in zip(approx[kind].index, reference.index)]
         per_kind.append(row)
     return np.nanmean(np.array(per_kind, dtype=float), axis=0)
 
@@ -176,7 +176,7 @@ def step_analogs(n: int, args: argparse.Namespace, approximate: bool) -> list[di
     found = _search(index, data, rows)
     per_query = (time.perf_counter() - start) / len(rows)
     train = {"seconds": build + per_query * n, "build_seconds": build, "per_query_ms": 1000 * per_query,
-             "timed_queries": int(len(rows))}
+             "timed_queries": len(rows)}
     today = pd.Series([data["frame"]["launch_date"].max() + pd.Timedelta(days=30)])
     new = _queries(n, 200)
     start = time.perf_counter()
@@ -308,7 +308,7 @@ def run(args: argparse.Namespace) -> list[dict]:
                 results.append({**first, "n": n, "seconds": scaled})
                 continue
             command = [sys.executable, "-m", "benchmarks.growth", "--child", step, str(n), *sys.argv[1:]]
-            done = subprocess.run(command, capture_output=True, text=True)
+            done = subprocess.run(command, capture_output=True, text=True, check=False)
             if done.returncode != 0:
                 print(f"{step} n={n} failed:\n{done.stderr[-2000:]}", file=sys.stderr)
                 continue

@@ -25,10 +25,10 @@ import numpy as np
 HNSW_M = 32  # links per node; with the three below: recall@20 0.998-0.999 on clustered 1,792-d vectors
 EF_CONSTRUCTION = 40  # 64-80 gained < 0.001 recall for 2.5x the build time (20k SKUs)
 # A query's beam and how many candidates it proposes per kind (picture, copy), re-scored exactly in
-# features.analogs. 128 / 100 (tuned at 20k SKUs) gave recall@20 0.913 at 300k: the SKUs that lose
-# are early ones whose exact top 20 is part family, part near-orthogonal strangers, which a walk finds
-# poorly. A fixed 512 / 200, swept on the same 300k graphs, gave more than 0.95 at 300k and 1.000 at
-# 30k for a query time that still does not grow with n (benchmarks/growth.py --sweep-ef/-candidates).
+# features.analogs. 128 / 100 (tuned at 20k SKUs) gave recall@20 0.920 at 300k: the SKUs that lose
+# are early ones whose exact top 20 is part family, part near-orthogonal strangers, which a walk
+# finds poorly. 512 / 200, swept on the same graphs, gives 0.972 at 300k and 0.9997 at 30k, at
+# 18.6 ms a query against 4.1 at 300k (benchmarks/growth.py --sweep-ef/--sweep-candidates).
 EF_SEARCH = 512
 CANDIDATES = 200
 

@@ -11,7 +11,7 @@ an equal share of the thread budget, and every answer has the same bits as in on
 On a cluster (``features.engine.fits_on_ray``) the same tasks are Ray tasks, one per fit, so the
 folds and the refit of a large history fit on as many machines at once. Why whole fits and not
 LightGBM's data-parallel mode (or Ray Train): each fit here stays one machine's work with one
-process's bits, and at 300k SKUs one fit is ~20 minutes on one core (``benchmarks/growth.py``
+process's bits, and at 300k SKUs one fit is ~17 minutes on one core (``benchmarks/growth.py``
 ``boost``), where splitting histograms across machines pays only at tens of millions of rows. A
 worker reads the copies training embedded ahead from a private cache file made of the entries the
 driver sends (``CacheEntries``), so the cluster needs no access to the driver's cache; a task
