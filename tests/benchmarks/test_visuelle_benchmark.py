@@ -254,6 +254,22 @@ def test_season_tail_folds_are_shaped_like_the_test(fake_visuelle: Path) -> None
         assert train.loc[val, "launch_date"].min() >= train.loc[(train["season"] == season) & ~val, "launch_date"].max()
 
 
+def test_pooled_tail_folds_pool_two_seasons_tails_as_the_test_does(fake_visuelle: Path) -> None:
+    train = load_visuelle(fake_visuelle, "train")
+    tails = {name.removesuffix("_tail"): val for name, _, val in protocol.season_tail_folds(train)}
+    folds = protocol.pooled_tail_folds(train)
+    seasons = list(protocol.TAIL_SEASONS)
+    assert [name for name, _, _ in folds] == [f"{a}+{b}_tails" for a, b in zip(seasons, seasons[1:])]
+    for name, fit, val in folds:
+        first, second = name.removesuffix("_tails").split("+")
+        np.testing.assert_array_equal(val, tails[first] | tails[second])
+        assert set(train.loc[val, "season"]) == {first, second}
+        assert fit.any() and not (fit & val).any()
+        # As train.csv for test.csv: everything else launched before the later tail's first launch.
+        later = max(train.loc[tails[first], "launch_date"].min(), train.loc[tails[second], "launch_date"].min())
+        np.testing.assert_array_equal(fit, (train["launch_date"] < later).to_numpy() & ~val)
+
+
 def test_curve_from_total_keeps_the_six_week_total() -> None:
     from benchmarks.visuelle.model import curve_from_total
 

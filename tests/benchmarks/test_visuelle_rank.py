@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.visuelle import protocol
 from benchmarks.visuelle import rank as vr
 from benchmarks.visuelle.adapter import load_gtrends, load_visuelle
 from tests.benchmarks.test_visuelle_benchmark import _history, build_visuelle
@@ -130,7 +131,9 @@ def test_explore_scores_variants_on_the_folds_and_writes_its_table(fake_visuelle
     labels = ["base (chosen before issue 15)", "point: base; ranker: all groups + cells+analog_rank"]
     explore.main(["--data", str(fake_visuelle), "--work", str(work), "--only", "|".join(labels), "--out", str(out)])
     table = json.loads((out / "visuelle_explore.json").read_text())
-    assert list(table) == labels
+    baselines = [label for label in table if label.startswith("baseline: ")]
+    assert [label for label in table if label not in baselines] == labels
+    assert baselines == [f"baseline: {name}" for name in protocol.BASELINES]
     for r in table.values():
         assert len(r["per_fold"]) == 5 and 0 <= r["screen_p25"] <= 1
     # the ranker reorders inside seasons only: the fold totals (hence the bias) are the point model's
@@ -138,3 +141,10 @@ def test_explore_scores_variants_on_the_folds_and_writes_its_table(fake_visuelle
     assert "| base (chosen before issue 15) |" in (out / "visuelle_explore.md").read_text()
     with pytest.raises(SystemExit):
         explore.main(["--data", str(fake_visuelle), "--work", str(work), "--only", "no such variant"])
+    explore.main(["--data", str(fake_visuelle), "--work", str(work), "--only", labels[0], "--out", str(out),
+                  "--folds", "pooled"])
+    pooled = json.loads((out / "visuelle_explore_pooled.json").read_text())
+    assert list(pooled) == [labels[0], *baselines]
+    assert all(len(r["per_fold"]) == 4 for r in pooled.values())
+    assert pooled[labels[0]]["wape6"] != table[labels[0]]["wape6"]  # other folds, other numbers
+    assert "pooled_tail_folds" in (out / "visuelle_explore_pooled.md").read_text()
