@@ -219,6 +219,17 @@ def step_boost(n: int, args: argparse.Namespace) -> dict:
     return {"seconds": time.perf_counter() - start}
 
 
+def _start_local_ray() -> float:
+    """Start a local Ray of 2 CPUs as ``features.engine`` does (workers at normal priority), so the
+    step's own session reuses it; returns the seconds the start took (timed apart from the step)."""
+    import ray
+
+    os.environ.setdefault("RAY_worker_niceness", "0")
+    start = time.perf_counter()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    return time.perf_counter() - start
+
+
 def step_embed(n: int, args: argparse.Namespace, engine: str) -> dict:
     """The encoders' measured rate on the sample's real pictures, projected to ``n`` SKUs."""
     from features.catalogue import load_catalogue
@@ -227,14 +238,8 @@ def step_embed(n: int, args: argparse.Namespace, engine: str) -> dict:
 
     frame = load_catalogue(Path(args.sample) / "catalogue.parquet").frame.iloc[:args.embed_rows]
     settings = Settings(home=Path(args.home), embed_engine=engine, ray_workers=2, threads=1)
-    fixed = 0.0
-    if engine == "ray":  # Ray's start is a fixed cost; the actors' start and encoder loads are in the rate
-        import ray
-
-        os.environ.setdefault("RAY_worker_niceness", "0")  # as features.engine starts a local Ray
-        start = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        fixed = time.perf_counter() - start
+    # Ray's start is a fixed cost; the actors' start and encoder loads are in the rate.
+    fixed = _start_local_ray() if engine == "ray" else 0.0
     start = time.perf_counter()
     done = embed_frame(frame, settings)  # no cache: every vector computed
     seconds = time.perf_counter() - start
@@ -253,14 +258,7 @@ def step_train(n: int, args: argparse.Namespace, mode: str) -> dict:
     settings = Settings(home=Path(args.home), cache_file=args.cache, threads=2, train_engine=engine,
                         train_workers=workers, ray_workers=2)
     data = load_dataset(Path(args.sample) / "catalogue.parquet", settings, progress=False)
-    fixed = 0.0
-    if engine == "ray":
-        import ray
-
-        os.environ.setdefault("RAY_worker_niceness", "0")  # as features.engine starts a local Ray
-        start = time.perf_counter()
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
-        fixed = time.perf_counter() - start
+    fixed = _start_local_ray() if engine == "ray" else 0.0
     start = time.perf_counter()
     result = train(data, settings, progress=False)
     return {"seconds": fixed + time.perf_counter() - start, "fixed_seconds": fixed, "rows": len(data.frame),

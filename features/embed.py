@@ -127,16 +127,19 @@ def _embed_copy(frame: pd.DataFrame, encoder: Encoder, cache: EmbeddingCache | N
     return _embed(texts, encoder, cache, _runner(settings, "text", encoder, COPY_BATCH), progress, "copy")
 
 
+def _copy_encoder(settings: Settings) -> Encoder:
+    return get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
+
+
 def embed_copy(frame: pd.DataFrame, settings: Settings, *, cache: EmbeddingCache | None = None) -> np.ndarray:
     """Copy vectors alone, e.g. of the title alone for rows whose description training masks."""
-    encoder = get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
-    return _embed_copy(frame, encoder, cache, False, settings)[0]
+    return _embed_copy(frame, _copy_encoder(settings), cache, False, settings)[0]
 
 
 def copy_entries(frames: Sequence[pd.DataFrame], settings: Settings,
                  cache: EmbeddingCache) -> tuple[str, dict[str, np.ndarray]]:
     """The cached copy vectors of these rows, by content key, with the copy encoder's id: what a
     process without this cache (a Ray worker on a cluster) needs to read them as this one does."""
-    encoder = get_encoder(settings.text_encoder, "text", encoder_threads(settings, "text"), settings.home)
+    encoder = _copy_encoder(settings)
     keys = [content_key(copy_text(t, d)) for f in frames for t, d in zip(f["title"], f["description"].fillna(""))]
     return encoder.id, cache.get_many(encoder.id, keys, encoder.dim)

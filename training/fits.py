@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from features.config import Settings
+from features.engine import fits_on_ray
 
 IDLE_SECONDS = 10  # a worker waiting this long for a task leaves (its parent was killed, or is gone)
 RAY_RETRIES = 3  # times Ray runs a fit again whose worker died (tests/training/test_fits.py kills one)
@@ -87,8 +88,6 @@ def run_side_by_side(tasks: list[Task], settings: Settings, entries: CacheEntrie
     process when one would do). ``entries``: the cached copies the tasks read, for workers without
     this cache. A failing task raises here, as it would inline. The functions must be importable
     (module level), as they are pickled."""
-    from features.engine import fits_on_ray
-
     if fits_on_ray(settings):
         return _on_ray(tasks, settings, entries)
     workers = workers_for(settings, len(tasks))

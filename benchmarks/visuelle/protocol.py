@@ -37,6 +37,7 @@ launches of a season, fitted on everything launched before them);
 from __future__ import annotations
 
 import argparse
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -315,7 +316,7 @@ def pooled_tail_folds(
     tails = season_tail_folds(train, seasons, share)
     launch = pd.to_datetime(train["launch_date"]).to_numpy()
     folds = []
-    for (first, _, a), (second, _, b) in zip(tails, tails[1:]):
+    for (first, _, a), (second, _, b) in itertools.pairwise(tails):
         validation = a | b
         fit = (launch < max(launch[a].min(), launch[b].min())) & ~validation
         folds.append((f"{first.removesuffix('_tail')}+{second.removesuffix('_tail')}_tails", fit, validation))

@@ -5,6 +5,7 @@ the harness against the README's reference values and the committed report again
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -259,7 +260,7 @@ def test_pooled_tail_folds_pool_two_seasons_tails_as_the_test_does(fake_visuelle
     tails = {name.removesuffix("_tail"): val for name, _, val in protocol.season_tail_folds(train)}
     folds = protocol.pooled_tail_folds(train)
     seasons = list(protocol.TAIL_SEASONS)
-    assert [name for name, _, _ in folds] == [f"{a}+{b}_tails" for a, b in zip(seasons, seasons[1:])]
+    assert [name for name, _, _ in folds] == [f"{a}+{b}_tails" for a, b in itertools.pairwise(seasons)]
     for name, fit, val in folds:
         first, second = name.removesuffix("_tails").split("+")
         np.testing.assert_array_equal(val, tails[first] | tails[second])
