@@ -334,6 +334,8 @@ class AnalogIndex:
 
 
 ANALOG_KINDS = ("joint", "picture", "copy")
+# log1p of the joint analogs' weighted mean of units: the like-item forecast a blend can lean on
+LIKE_ITEMS = "joint_log_wmean_sales"
 
 
 def _usable(allowed: np.ndarray) -> slice | np.ndarray:
@@ -394,8 +396,9 @@ def analog_features(
     temperature: float = 0.05,
     found: dict[str, Neighbours] | None = None,
 ) -> pd.DataFrame:
-    """Features drawn from each SKU's analogs: weighted mean and median of log sales, top-1
-    similarity, how many analogs clear the similarity floor, and the price gap to them.
+    """Features drawn from each SKU's analogs: weighted mean and median of log sales, the weighted
+    mean of units (``LIKE_ITEMS``, in log1p), top-1 similarity, how many analogs clear the
+    similarity floor, and the price gap to them.
     ``found``: the same search (``ANALOG_KINDS``, ``k``, these overrides) already made by the caller."""
     columns: dict[str, np.ndarray] = {}
     if found is None:
@@ -415,6 +418,11 @@ def analog_features(
             [np.median(row[ok]) if ok.any() else np.nan for row, ok in zip(logs, valid)]
         )
         columns["joint_top1_log_sales"] = np.where(valid[:, 0], logs[:, 0], np.nan)
+        # The like-item rule in units: the analogs' weighted mean of sales (not of log sales, which
+        # is the median-like ``wmean_log_sales``): a few big sellers among the analogs lift it, which
+        # ranks new SKUs better (``features.forecast.QuantileBoosters.analog_weight`` blends it in).
+        units = np.where(valid, np.clip(index.sales[np.maximum(nb.index, 0)], 0, None), np.nan)
+        columns[LIKE_ITEMS] = np.log1p(_weighted(units, sims, valid, temperature))
         columns["joint_n_close"] = (np.nan_to_num(nb.similarity, nan=-1) >= floor).sum(axis=1).astype(float)
         columns["joint_n_analogs"] = valid.sum(axis=1).astype(float)
         if index.log_price is not None and log_list_price is not None:

@@ -40,7 +40,7 @@ from features.config import Settings, tracking_uri
 from features.embed import Embeddings, embed_frame
 from features.encoders import get_encoder
 from features.files import read_json, read_table, write_json, write_table
-from features.forecast import QuantileBoosters
+from features.forecast import QuantileBoosters, like_items_shift
 from features.novelty import Floors, agrees
 from features.why import contributions, explain
 
@@ -136,8 +136,12 @@ class Model:
     def _why(self, features: pd.DataFrame, quantiles: pd.DataFrame, similar: list[list[dict]],
              matrix: np.ndarray | None = None) -> list[dict]:
         """Contributions of the point booster per SKU, grouped (features.why)."""
-        parts = contributions(self.forecaster.boosters["point"], features, matrix)
-        start = self.forecaster.start_units(features, parts["expected"].to_numpy())
+        f = self.forecaster
+        parts = contributions(f.boosters["point"], features, matrix)
+        start = f.start_units(features, parts["expected"].to_numpy())
+        if f.analog_weight > 0:  # the lean on the like-item rule is the analogs' doing too
+            point = f.start_units(features, parts.sum(axis=1).to_numpy()) / f.scale
+            parts["analogs"] = parts.get("analogs", 0.0) + like_items_shift(features, point, f.analog_weight)
         return [explain(parts.iloc[i], float(start[i]), float(quantiles["p50"].iloc[i]),
                         [a["sales"] for a in similar[i]]) for i in range(len(features))]
 

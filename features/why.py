@@ -17,7 +17,7 @@ import pandas as pd
 
 GROUPS: dict[str, tuple[str, ...]] = {
     # group -> feature-name prefixes (first match wins, in this order)
-    "analogs": ("joint_wmean", "joint_median", "joint_top1_log", "joint_n_", "picture_wmean", "copy_wmean"),
+    "analogs": ("joint_wmean", "joint_log_wmean", "joint_median", "joint_top1_log", "joint_n_", "picture_wmean", "copy_wmean"),
     "picture": ("picture_",),
     "copy": ("copy_",),
     "price": ("log_cost_price", "log_list_price", "margin", "list_price_assumed", "joint_log_price_gap"),

@@ -3,8 +3,11 @@
 1. Read train.csv / test.csv into the catalogue contract and embed pictures and copy through the
    embedding cache (``home``; never inside the repository).
 2. Harness check: the fixed baselines on test.csv against the README's reference values.
-3. Validation (train.csv only): five season-tail folds (``protocol.season_tail_folds``); every
-   candidate configuration is scored on them and the rule in ``choose`` picks the final one.
+3. Validation (train.csv only): four pooled tail folds (``protocol.pooled_tail_folds``: two
+   seasons' tails each, as test.csv pools SS19's and AW19's); every candidate configuration is
+   scored on them and the rule in ``choose`` picks the final one. (Until session 9 the folds were
+   the five single-season tails of ``protocol.season_tail_folds``, which never measured the level of
+   one season against the other that a pooled ranking depends on.)
 4. Final: the chosen configuration fitted on all of train.csv, scored once on test.csv, with
    bootstrap intervals; the ablation (attributes -> + copy -> + analogs -> + Google Trends) on the
    validation folds and on test; the picture's contribution on the products that have one.
@@ -49,41 +52,38 @@ from features.embed import Embeddings, embed_frame
 from features.metrics import interval_coverage
 
 GOAL = {"wape6_gain_vs_knn": 5.0, "max_abs_bias6": 0.10, "screen_p25": 0.48}
-BASE = ModelConfig()  # log-L2 + Tweedie blend, share-model curve, every group but the picture
+# log-L2 + Tweedie blend, share-model curve, every group but the picture, and the product's like-item
+# blend with the weight its Forecaster calibrates (``features.forecast.like_items_shift``)
+BASE = ModelConfig()
 ATTRIBUTES_ONLY = ("attributes",)
-# Issue 15: the order inside a season from a LightGBM lambdarank over every group but the picture
-# plus the shrunk attribute cells and the analogs' standing in their season (``rank``), carried
-# onto the point forecast's values by rank matching (weight 1: the ranker's order, the point
-# model's level). ``python -m benchmarks.visuelle.explore`` measured the alternatives on the folds.
+# Issue 15, session 5: the order inside a season from a LightGBM lambdarank carried onto the point
+# forecast's values by rank matching (``rank``). Not a candidate any more: a SKU's forecast then
+# depends on the other SKUs of its season, which the product cannot serve one SKU at a time, and on
+# the pooled folds it ranks worse than the like-item blend (visuelle_explore_pooled.md).
 RANK_EXTRAS = ("cells", "analog_rank")
 RANKED = {"rank_weight": 1.0, "rank_groups": NO_PICTURE_GROUPS, "rank_extras": RANK_EXTRAS}
-# The candidates scored on the validation folds: losses, curve shape and level on two feature sets
-# (all groups but the picture; the attribute words alone). Configurations that differ only in level
-# or blending share their fitted forecasters.
+# The candidates scored on the validation folds, every one a forecast the product can make for one
+# SKU alone: losses, curve shape, level, the like-item weight (calibrated as the product does, fixed,
+# or none) and the attribute model chosen before session 9. Configurations that differ only in level
+# or like-item weight share their fitted forecasters.
 CANDIDATES: list[ModelConfig] = [
     BASE.with_(losses=("log_l2",)),
     BASE.with_(losses=("tweedie",)),
     BASE.with_(shares="weekday"),
-    BASE,
     BASE.with_(bias_scale=True),
-    BASE.with_(multiplier=1.1),
-    BASE.with_(multiplier=1.2),
-    BASE.with_(groups=ATTRIBUTES_ONLY, losses=("tweedie",)),
-    BASE.with_(groups=ATTRIBUTES_ONLY),
-    BASE.with_(groups=ATTRIBUTES_ONLY, multiplier=1.1),
-    BASE.with_(groups=ATTRIBUTES_ONLY, multiplier=1.2),
-    BASE.with_(groups=ATTRIBUTES_ONLY, multiplier=1.2, **RANKED),
-    # and each season's mean halfway (geometrically) to a level model's (``rank.LevelModel``)
-    *(BASE.with_(groups=ATTRIBUTES_ONLY, multiplier=m, level=True, level_weight=0.5, **RANKED) for m in (1.0, 1.05, 1.1)),
+    *(BASE.with_(multiplier=m) for m in (1.0, 1.1, 1.15, 1.2, 1.3)),
+    *(BASE.with_(analog_weight=w, multiplier=1.15) for w in (0.0, 0.25, 0.5, 0.75)),
+    BASE.with_(analog_weight=0.0, multiplier=1.2),
+    BASE.with_(groups=ATTRIBUTES_ONLY, multiplier=1.2),  # the choice before issue 15 (no analogs: no blend)
 ]
 # Growing feature groups, all products, no picture (see model.NO_PICTURE_GROUPS for why), without
-# issue 15's ranking; then the chosen configuration itself (groups None) when it ranks.
+# the like-item blend; then the chosen configuration itself (groups None).
 ABLATION = [
     ("attributes only", ATTRIBUTES_ONLY),
     ("+ copy embedding", ("attributes", "copy")),
     ("+ analog features", ("attributes", "copy", "analogs")),
     ("+ Google Trends", NO_PICTURE_GROUPS),
-    ("chosen, with its ranking inside the season", None),
+    ("chosen, with the like-item blend", None),
 ]
 # The picture is measured on the products that have one; fewer than this in train.csv: not measured.
 MIN_PICTURE_HISTORY = 100
@@ -148,13 +148,14 @@ def run_validation(
     echo: Callable[[str], None],
     candidates: list[ModelConfig] = CANDIDATES,
 ) -> dict:
-    """Every candidate and the fixed baselines on the season-tail folds of train.csv, the chosen
-    candidate (``choose``), and the ablation of the chosen one on the same folds."""
+    """Every candidate and the fixed baselines on the pooled tail folds of train.csv (shaped like
+    test.csv: two seasons' tails), the chosen candidate (``choose``), and the ablation of the chosen
+    one on the same folds."""
     rows: dict[str, dict[str, dict[str, float]]] = {c.label(): {} for c in candidates}
     baselines: dict[str, dict[str, dict[str, float]]] = {}
     folds = []
     fitted = []  # per fold: its feature set and fitted-model cache, reused by the ablation
-    for name, fit_mask, val_mask in protocol.season_tail_folds(train.frame):
+    for name, fit_mask, val_mask in protocol.pooled_tail_folds(train.frame):
         start = time.perf_counter()
         fit, val = train.subset(fit_mask), train.subset(val_mask)
         sets = feature_set(fit, val, settings, gtrends, root)
@@ -207,9 +208,9 @@ def fit_predict(config: ModelConfig, feature_set: dict) -> np.ndarray:
 
 
 def ablation_curves(chosen: ModelConfig, sets: dict) -> dict[str, np.ndarray]:
-    """The chosen configuration on growing feature groups without its ranking, then as chosen
-    (``ABLATION``)."""
-    plain = chosen.with_(extras=(), rank_weight=0.0, level=False)
+    """The chosen configuration on growing feature groups without its like-item blend (or ranking),
+    then as chosen (``ABLATION``)."""
+    plain = chosen.with_(extras=(), rank_weight=0.0, level=False, analog_weight=0.0)
     return {label: fit_predict(chosen if groups is None else plain.with_(groups=groups), sets)
             for label, groups in ABLATION}
 
@@ -305,7 +306,7 @@ def run_benchmark(
 
     val = None
     if validation:
-        echo("validation on the season-tail folds of train.csv ...")
+        echo("validation on the pooled tail folds of train.csv ...")
         val = run_validation(blind_train, settings, gtrends, root, echo, candidates)
         chosen = next(c for c in candidates if c.label() == val["chosen"])
         t = lap("validation", t)
@@ -402,7 +403,8 @@ def run_benchmark(
                    "image_encoder": settings.image_encoder, "text_encoder": settings.text_encoder,
                    "picture_components": settings.picture_components, "copy_components": settings.copy_components,
                    "projection_components": getattr(settings, "projection_components", None),
-                   "bias_scales_of_forecasters": model.scales()},
+                   "bias_scales_of_forecasters": model.scales(),
+                   "like_item_weights_of_forecasters": model.like_item_weights()},
         "goal": goal,
         "test": {
             "model": metrics,

@@ -34,6 +34,7 @@ import pandas as pd
 from benchmarks.visuelle import features as vf
 from benchmarks.visuelle import rank as vr
 from benchmarks.visuelle.adapter import CURVE_COLUMNS, N_WEEKS, TARGET, TARGET_WEEKS, VISUELLE_SPEC
+from features.analogs import LIKE_ITEMS
 from features.assemble import BASE_MARGIN, FeaturePipeline
 from features.catalogue import Catalogue
 from features.config import Settings
@@ -125,9 +126,10 @@ def build_features(
     return FeatureSet(history, target, one(history, history_embeddings), one(target, target_embeddings))
 
 
-def select(X: pd.DataFrame, groups: tuple[str, ...]) -> pd.DataFrame:
-    """The columns of ``groups``; without the copy group the boosting base is the honest mean."""
-    columns = [c for c in X.columns if group_of(c) in groups]
+def select(X: pd.DataFrame, groups: tuple[str, ...], like_items: bool = False) -> pd.DataFrame:
+    """The columns of ``groups`` (and the analogs' mean units ``LIKE_ITEMS`` with ``like_items``);
+    without the copy group the boosting base is the honest mean."""
+    columns = [c for c in X.columns if group_of(c) in groups or (like_items and c == LIKE_ITEMS)]
     out = X[columns].copy()
     if "copy" not in groups:
         out[BASE_MARGIN] = X["level_prior"].to_numpy(dtype=float)
@@ -223,6 +225,11 @@ class ModelConfig:
     rank_extras: tuple[str, ...] | None = None  # the ranker's extra features (None: ``extras``)
     level: bool = False  # each season's mean from ``rank.LevelModel`` instead of the point model
     level_weight: float = 1.0  # weight of the level model's season mean (geometric, vs the point model's)
+    # the like-item blend of the product (``features.forecast.like_items_shift``): None = the weight the
+    # product's Forecaster calibrates; a number = that weight. ``like_items`` feeds the analogs' mean
+    # units to models whose groups lack the analogs (where they have them, it is there anyway).
+    analog_weight: float | None = None
+    like_items: bool = False
 
     def label(self) -> str:
         parts = ["+".join(self.losses), f"shares={self.shares}"]
@@ -248,6 +255,10 @@ class ModelConfig:
                 parts.append(f"{self.rank_seeds} rank seeds")
         if self.level:
             parts.append("level model" + (f" w={self.level_weight:g}" if self.level_weight != 1.0 else ""))
+        if self.like_items:
+            parts.append("+like items")
+        if self.analog_weight is not None:
+            parts.append(f"like-item weight {self.analog_weight:g}")
         return ", ".join(parts)
 
     def with_(self, **changes) -> ModelConfig:
@@ -275,7 +286,7 @@ class VisuelleModel:
                 groups: tuple[str, ...] | None = None, extras: tuple[str, ...] | None = None) -> pd.DataFrame:
         """The boosters' columns: ``groups`` plus ``extras`` (default: the configuration's), the
         extra honest features of ``frame`` against the history (the history's own are cached)."""
-        Xs = select(X, groups or self.config.groups)
+        Xs = select(X, groups or self.config.groups, self.config.like_items)
         extras = self.config.extras if extras is None else extras
         if not extras:
             return Xs
@@ -298,12 +309,16 @@ class VisuelleModel:
         fit_mask, cal_mask = holdout_split(history, self.config.calibration_fraction)
         self.forecasters = {}
         for loss in self.config.losses:
-            key = ("forecaster", loss, self.config.groups, self.config.extras, self.config.calibration_fraction)
+            c = self.config
+            key = ("forecaster", loss, c.groups, c.extras, c.like_items, c.calibration_fraction)
             if key not in cache:
                 model = Forecaster(loss, self.threads)
                 model.calibrate(Xs[fit_mask], y[fit_mask], Xs[cal_mask], y[cal_mask])
                 cache[key] = model.refit(Xs, y)
-            self.forecasters[loss] = cache[key]
+            model = cache[key]
+            if c.analog_weight is not None:  # a fixed like-item weight instead of the calibrated one
+                model = replace(model, analog_weight=c.analog_weight)
+            self.forecasters[loss] = model
         if self.config.rank_weight > 0:
             c = self.config
             extras = c.extras if c.rank_extras is None else c.rank_extras
@@ -369,3 +384,7 @@ class VisuelleModel:
 
     def scales(self) -> dict[str, float]:
         return {loss: float(m.scale) for loss, m in self.forecasters.items()}
+
+    def like_item_weights(self) -> dict[str, float]:
+        """The like-item weight each loss's forecaster uses (calibrated, or the configuration's)."""
+        return {loss: float(m.analog_weight) for loss, m in self.forecasters.items()}

@@ -257,4 +257,18 @@ def exploration_variants(base):
     for m in (1.0, 1.1):
         for w in (1.0, 0.5):
             v[f"level model w={w} x{m}"] = base.with_(level=True, multiplier=m, level_weight=w)
+    v.update(like_item_variants(base))
+    return v
+
+
+def like_item_variants(base):
+    """Session 9: the product's like-item blend (``features.forecast.like_items_shift``), a per-SKU
+    forecast that needs no other SKU of the season, on the attribute model and on every group."""
+    v = {}
+    every = base.with_(groups=("attributes", "copy", "analogs", "gtrends"))
+    for m in (1.1, 1.2, 1.3):
+        for w in (0.0, 0.25, 0.5, 0.75):
+            v[f"like items w={w} x{m}"] = base.with_(like_items=True, analog_weight=w, multiplier=m)
+            v[f"all groups, like items w={w} x{m}"] = every.with_(analog_weight=w, multiplier=m)
+        v[f"all groups, like-item weight calibrated x{m}"] = every.with_(multiplier=m)
     return v

@@ -148,7 +148,9 @@ def test_benchmark_end_to_end_on_a_small_fixture(fake_visuelle: Path, tmp_path: 
     assert (subset["n_train"], subset["n_test"]) == (48, 6)
     assert subset["with_picture"]["wape6"] != subset["without_picture"]["wape6"]
     assert "never sees a picture" in (out / "visuelle.md").read_text()
-    assert len(written["validation"]["folds"]) == 5
+    # chosen on the pooled tail folds (two seasons' tails each, as test.csv)
+    assert [f["fold"] for f in written["validation"]["folds"]] == [
+        name for name, _, _ in protocol.pooled_tail_folds(load_visuelle(fake_visuelle, "train"))]
     assert written["validation"]["chosen"] in {c.label() for c in candidates}
     assert written["config"]["label"] == written["validation"]["chosen"]
     low, high = written["test"]["bootstrap_intervals"]["model"]["wape6"]

@@ -311,6 +311,7 @@ def test_pipeline_feature_columns_stable(fitted):
             "joint_top1_similarity",
             "joint_median_log_sales",
             "joint_top1_log_sales",
+            "joint_log_wmean_sales",
             "joint_n_close",
             "joint_n_analogs",
             "joint_log_price_gap",
