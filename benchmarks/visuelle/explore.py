@@ -2,8 +2,10 @@
 
 Issue 15 asks which ways of ranking inside a launch cohort help: a LightGBM ranking objective
 blended with the point forecast, analog rank features, shrunk attribute cells and a separate
-season level. This command measures them on the season-tail folds of train.csv only (never
-test.csv) and prints one row per variant (fold mean of WAPE6, bias6, screening; per-fold WAPE6).
+season level; session 9 added the product's like-item blend. This command measures them on the
+season-tail folds (``--folds tail``) or the pooled tail folds (``--folds pooled``, the benchmark's)
+of train.csv only (never test.csv) and prints one row per variant (fold mean of WAPE6, bias6,
+screening; per-fold WAPE6).
 The fold feature sets are pickled under ``--work`` so repeated runs skip the embedding and the
 pipeline. The benchmark command does not run this; its candidate list holds what the folds kept.
 """

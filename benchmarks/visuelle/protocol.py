@@ -28,8 +28,9 @@ Baselines (fixed, nothing tuned; they take adapter frames and return (n_products
 - ``mean_curve_forecast``: the mean weekly unit curve of the training products.
 
 ``test.csv`` is for final reports only. ``train_validation_split`` gives a time-based split inside
-train.csv for choosing settings, and ``season_tail_folds`` five folds shaped like the test (the last
-launches of a season, fitted on everything launched before them);
+train.csv, ``season_tail_folds`` five folds shaped like one season of the test (the last launches
+of a season, fitted on everything launched before them) and ``pooled_tail_folds`` four folds shaped
+like the whole test (two seasons' tails pooled; the benchmark chooses on these since session 9);
 ``python -m benchmarks.visuelle.protocol DATA_DIR`` prints the baselines on it (and on test with
 ``--test``, allowed only for these fixed baselines as a harness check).
 """
