@@ -22,6 +22,7 @@ from features.forecast import (
     NOVELTY_BINS,
     QuantileBoosters,
     base_margin,
+    lean,
     like_items_shift,
     novelty_bin,
 )
@@ -110,7 +111,7 @@ class Forecaster(QuantileBoosters):
         shift = like_items_shift(X_cal, raw["point"], self.analog_weight)
         # Conformalised quantile regression: widen the band by the score quantile on held-out launches,
         # overall and per fifth of novelty (Mondrian): the least familiar SKUs get a wider band.
-        lo, hi = np.expm1(np.log1p(raw["lower"]) + shift), np.expm1(np.log1p(raw["upper"]) + shift)
+        lo, hi = lean(raw["lower"], shift), lean(raw["upper"], shift)
         scores = np.maximum(np.log1p(lo) - np.log1p(y_cal), np.log1p(y_cal) - np.log1p(hi))
         self.widen = _conformal(scores)
         self.widen_edges, self.widen_bins = [], []
@@ -129,7 +130,7 @@ class Forecaster(QuantileBoosters):
         ``ANALOG_WEIGHTS`` with the scale that makes its total unbiased on the fold."""
         best = None
         for weight in ANALOG_WEIGHTS:
-            blended = np.expm1(np.log1p(point) + like_items_shift(X_cal, point, weight))
+            blended = lean(point, like_items_shift(X_cal, point, weight))
             scale = float(np.clip(y_cal.sum() / max(blended.sum(), 1e-9), 0.5, 2.0))
             error = wape(y_cal, blended * scale)
             if best is None or error < best[0] - 1e-12:

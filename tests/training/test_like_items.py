@@ -13,7 +13,7 @@ import pytest
 
 from features.analogs import LIKE_ITEMS
 from features.assemble import BASE_MARGIN
-from features.forecast import QuantileBoosters, like_items_shift
+from features.forecast import QuantileBoosters, lean, like_items_shift
 from training.forecaster import ANALOG_WEIGHTS, Forecaster
 
 
@@ -24,6 +24,7 @@ def test_the_shift_is_the_geometric_blend_and_zero_where_there_is_no_analog() ->
     blended = np.expm1(np.log1p(point) + shift)
     np.testing.assert_allclose(blended[[0, 1, 3]], np.expm1(0.5 * np.log1p(point) + 0.5 * X[LIKE_ITEMS])[[0, 1, 3]])
     assert blended[2] == 50.0  # no analog: the boosters' forecast stands
+    assert (lean(point, np.zeros(4)) == point).all()  # no shift: the very same bits
     assert not like_items_shift(X, point, 0.0).any()
     assert not like_items_shift(X.drop(columns=LIKE_ITEMS), point, 0.5).any()
 
