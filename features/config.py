@@ -111,6 +111,12 @@ class Settings(ModelSettings, BaseSettings):
     max_image_bytes: int = Field(10 * 1024 * 1024, description="Largest accepted picture upload.")
     max_image_pixels: int = Field(40_000_000, description="Decompression-bomb guard.")
     max_text_chars: int = Field(5_000, description="Longest accepted title + description.")
+    max_form_field_bytes: int = Field(512 * 1024, ge=1, description="Largest text field of a /predict form: "
+                                      "larger answers 413 before it is read; below it the character limits speak.")
+    body_idle_timeout_s: float = Field(10.0, gt=0, description="Longest pause inside a request body: a body that "
+                                       "stops arriving for this long is answered 408 (serving.limits.BodyTimeout).")
+    body_timeout_s: float = Field(120.0, gt=0, description="Longest a /predict or /predict_batch body may take to "
+                                  "arrive in full (a body trickled in forever holds a queue slot); then 408.")
 
     # Who may call the service (serving.limits.Exposure).
     api_token: str | None = Field(None, description="If set, every API call needs it (Authorization: Bearer, "

@@ -67,7 +67,8 @@ MAX_PRICE = 1_000_000.0
 # Launch dates: ISO dates (YYYY-MM-DD) in this window. A number is refused rather than read as
 # nanoseconds since 1970 (20250702 used to become 1970-01-01), and years like 1 or 9999 are typos.
 FIRST_DATE, LAST_DATE = date(2000, 1, 1), date(2099, 12, 31)
-ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?")
+# ASCII digits only, as in numbers (``NUMBER_TEXT``).
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?", re.ASCII)
 
 
 class FieldError(ValueError):
@@ -101,20 +102,54 @@ def check_price(column: str, value: Any, *, required: bool) -> float:
     return number
 
 
+# How a number is written as text, wherever text carries one (a form field, a JSON string, a CSV or
+# Excel cell): the ASCII digits 0-9, an optional leading sign, at most one decimal point "." and no
+# other character; spaces around it are ignored. So "45", "45.", "1299.50", ".5" and "-5" (then
+# refused as not positive) are numbers; "１２", "٤٥", "४५" (other scripts' digits), "1_000", "1,299"
+# (no thousands separators: "1,500" is 1.5 in half of Europe), "1e5" (no exponents), "NaN", "inf"
+# and anything longer than MAX_NUMBER_CHARS are not. Python's float() accepts all of those, which is
+# why it only ever sees text that has passed this rule.
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+NOT_FINITE_TEXT = re.compile(r"[+-]?(?:nan|inf|infinity)", re.IGNORECASE)
+MAX_NUMBER_CHARS = 32  # more digits than any price or unit count needs (a float keeps 17)
+TOO_LONG_FOR_A_NUMBER = f"is over {MAX_NUMBER_CHARS} characters long, more than any number needs"
+
+
+def read_number(column: str, text: str) -> float:
+    """The number ``text`` writes by the rule above (``NUMBER_TEXT``), or ``FieldError`` saying
+    why not: too long, not finite, or not written with the digits 0-9 and one decimal point."""
+    written = text.strip()
+    if len(written) > MAX_NUMBER_CHARS:
+        raise FieldError(column, TOO_LONG_FOR_A_NUMBER)
+    if NOT_FINITE_TEXT.fullmatch(written):
+        raise FieldError(column, f"must be a finite number, got {written!r}")
+    if not NUMBER_TEXT.fullmatch(written):
+        raise FieldError(column, "must be a number written with the digits 0-9 and at most one decimal point, "
+                                 f"without thousands separators (e.g. 1299.50), got {written[:40]!r}")
+    return float(written)
+
+
 def _finite_number(column: str, value: Any) -> float:
+    """A number given as text is read by ``read_number``; one given as a number (JSON, Parquet)
+    must be finite and within what a float can hold."""
+    if isinstance(value, str):
+        return read_number(column, value)
     if isinstance(value, bool):
         raise FieldError(column, f"must be a number, got {value!r}")
+    if isinstance(value, int) and abs(value) >= 10**MAX_NUMBER_CHARS:  # a JSON number of hundreds of digits
+        raise FieldError(column, TOO_LONG_FOR_A_NUMBER)
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise FieldError(column, f"must be a number, got {str(value)[:40]!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise FieldError(column, f"must be a number, got {type(value).__name__}") from None
     if not math.isfinite(number):
         raise FieldError(column, f"must be a finite number, got {value!r}")
     return number
 
 
 def check_text(column: str, value: Any, *, max_chars: int, required: bool) -> str:
-    """Text is stripped; numbers given where text is expected (form fields parsed as JSON) stay text."""
+    """Text is stripped and otherwise kept as given; a number given where text is expected (a JSON
+    number for a title) becomes its text."""
     if isinstance(value, bool):
         value = str(value).lower()
     elif isinstance(value, (int, float)) and not is_blank(value):

@@ -26,11 +26,12 @@ ERROR = {
     },
 }
 STATUSES = {
-    "400": "Bad input: malformed body or form, a part without a name, a bad value, or a Host header "
+    "400": "Bad input: malformed body or form, a part without a name, a missing field, or a Host header "
            "that is not one of the configured names",
     "401": "An API token is configured and the request carries none, or a wrong one",
     "403": "A cross-site state-changing request (Sec-Fetch-Site / Origin)",
     "404": "No such resource",
+    "408": "The request body stopped arriving, or did not arrive in full in time",
     "413": "The upload is over a size limit, or the form has too many parts",
     "415": "Wrong content type (e.g. /predict takes multipart/form-data only)",
     "409": "The job is not finished: its results are not there yet",
@@ -61,6 +62,8 @@ ROWS = {"type": "object", "required": ["id", "rows"], "properties": {
     "rows": {"type": "array", "items": {"type": "object"}, "description": "one per input row, in order"}}}
 METRICS = {"description": "Prometheus metrics of the service (requests, latencies, in flight)", "content": {"text/plain": {"schema": {"type": "string"}}}}
 WRITE = (*READ, "403", "413", "415", "422")
+# The routes whose request body must keep arriving (serving.limits.BodyTimeout, set up in serving/service.py).
+TIMED = ("/predict", "/predict_batch", "/batch")
 
 
 def openapi_30(node: t.Any) -> t.Any:
@@ -110,6 +113,8 @@ def document_errors(doc: dict) -> dict:
             if not isinstance(operation, dict) or "responses" not in operation:
                 continue
             statuses = WRITE if method in ("post", "put", "patch", "delete") else READ
+            if method == "post" and path in TIMED:
+                statuses = (*statuses, "408")
             if path in ("/healthz", "/livez", "/readyz"):
                 statuses = ("400", "503") if path == "/readyz" else ("400",)
             schema = (operation.get("requestBody") or {}).get("content", {})
@@ -133,8 +138,21 @@ def document_bentoml(doc: dict) -> dict:
     return doc
 
 
+def form_fields_as_text(doc: dict) -> dict:
+    """BentoML documents each text field of a multipart form as a JSON part; the service reads them
+    as the text typed (``serving.form``), which is what a form field is: ``text/plain``."""
+    for operations in doc.get("paths", {}).values():
+        for operation in operations.values():
+            form = ((operation.get("requestBody") or {}).get("content") or {}).get("multipart/form-data") \
+                if isinstance(operation, dict) else None
+            for encoding in ((form or {}).get("encoding") or {}).values():
+                if encoding.get("contentType") == "application/json":
+                    encoding["contentType"] = "text/plain"
+    return doc
+
+
 def contract(doc: dict) -> dict:
-    return document_errors(document_bentoml(openapi_30(doc)))
+    return document_errors(document_bentoml(form_fields_as_text(openapi_30(doc))))
 
 
 class Contract:

@@ -11,7 +11,15 @@ server: a server-side request forgery. This guard lets only multipart/form-data 
 refuses any ``image`` part that is not a file upload, before BentoML sees the form. It reads the
 parts' headers with the same parser Starlette uses, as the body streams through (no buffering).
 It also refuses what Starlette's form parser would turn into a 500: a part without a name (400)
-and more parts than any /predict form needs (413).
+and more parts than any /predict form needs (413). The text parts are held to what the form's
+reader (``serving.form``) can take as typed: at most ``max_text_bytes`` each (413, the field named:
+Starlette's own part limit answers 500), valid text in the form's charset (422: Starlette would
+quietly read bytes that are not as Latin-1), and typed, not uploaded as a file (422).
+
+``BodyTimeout``: uvicorn waits for a request body as long as the client keeps the connection, so
+a body that stops arriving (or trickles in forever) would hold the request, and a queue slot, until
+the client gives up. Each piece must come within ``idle_s`` of the last and the whole body within
+``total_s``; else 408, the field named.
 
 ``Exposure``: who may call the service, outermost: the Host header must be one of the configured
 names (DNS rebinding), state-changing requests from another site are refused (``Sec-Fetch-Site`` /
@@ -25,6 +33,7 @@ holding 256 random bits, set by the first request that creates something.
 
 from __future__ import annotations
 
+import asyncio
 import codecs
 import hashlib
 import hmac
@@ -132,8 +141,9 @@ class FileFieldsOnly:
     """On ``paths``, accept only multipart/form-data whose ``file_fields`` parts are file uploads."""
 
     def __init__(self, app: t.Any, paths: tuple[str, ...], file_fields: tuple[str, ...] = ("image",),
-                 known: tuple[str, ...] = ()):
+                 known: tuple[str, ...] = (), max_text_bytes: int = 1024 * 1024):
         self.app, self.paths, self.file_fields, self.known = app, paths, file_fields, frozenset(known)
+        self.max_text_bytes = max_text_bytes
 
     async def __call__(self, scope: t.Any, receive: t.Any, send: t.Any) -> None:
         if scope["type"] != "http" or scope["path"] not in self.paths or scope.get("method") != "POST":
@@ -182,11 +192,13 @@ class FileFieldsOnly:
 
         parts = 0
         seen: set[str] = set()
+        text = _TextPart(charset, self.max_text_bytes, refusal)
 
         def on_headers_finished() -> None:
             nonlocal parts
             parts += 1
             _, options = parse_options_header(header["disposition"])
+            text.begin(decode(options.get(b"name", b"")) if b"filename" not in options else None)
             if parts > MAX_FORM_PARTS:
                 refusal.refuse(413, "form", f"has more than {MAX_FORM_PARTS} parts", "too_large")
             if b"name" not in options:  # Starlette's parser would raise KeyError (a 500)
@@ -196,15 +208,22 @@ class FileFieldsOnly:
             if name in self.file_fields and b"filename" not in options:
                 refusal.refuse(422, name, "must be a file upload (e.g. curl -F image=@photo.jpg); "
                                "text values such as URLs are not accepted", "not_a_file")
+            if name in self.known and name not in self.file_fields and b"filename" in options:
+                refusal.refuse(422, name, "must be typed text, not an uploaded file", "not_text")
             if name in seen and name in self.known:  # which one counts would be the parser's guess
                 refusal.refuse(400, name, "is given more than once", "invalid_input")
             seen.add(name)
 
-        parser = MultipartParser(params[b"boundary"], {
-            "on_part_begin": on_part_begin, "on_header_field": on_header_field,
-            "on_header_value": on_header_value, "on_header_end": on_header_end,
-            "on_headers_finished": on_headers_finished,
-        })
+        try:
+            parser = MultipartParser(params[b"boundary"], {
+                "on_part_begin": on_part_begin, "on_header_field": on_header_field,
+                "on_header_value": on_header_value, "on_header_end": on_header_end,
+                "on_headers_finished": on_headers_finished, "on_part_data": text.data, "on_part_end": text.end,
+            })
+        except Exception as error:  # noqa: BLE001 - e.g. a boundary over 256 characters (RFC 2046: 70)
+            for part in _json_reply(400, field, f"the multipart/form-data body is malformed ({error})", "invalid_input"):
+                await send(part)
+            return
 
         async def inspecting_receive() -> t.Any:
             if refusal.reply is not None:
@@ -220,6 +239,89 @@ class FileFieldsOnly:
             return msg
 
         await _run_guarded(self.app, scope, inspecting_receive, send, refusal)
+
+
+class _TextPart:
+    """The text part of a multipart form being read: its size and whether its bytes are text in
+    the form's charset (decoded incrementally, strictly, as they stream: nothing is buffered)."""
+
+    def __init__(self, charset: str, max_bytes: int, refusal: _Refusal):
+        self.charset, self.max_bytes, self.refusal = charset, max_bytes, refusal
+        self.name: str | None = None
+        self.size = 0
+        self.decoder: codecs.IncrementalDecoder | None = None
+
+    def begin(self, name: str | None) -> None:
+        """A new part: ``name`` when it is a text part, None for a file (not checked here)."""
+        self.name, self.size = name, 0
+        self.decoder = codecs.getincrementaldecoder(self.charset)("strict") if name is not None else None
+
+    def data(self, data: bytes, start: int, end: int) -> None:
+        if self.name is None or self.decoder is None:
+            return
+        if self.size + end - start > self.max_bytes:
+            self.refusal.refuse(413, self.name, f"the field is over the limit of {self.max_bytes:,} bytes",
+                                "too_large")
+            self.decoder = None
+            return
+        self._decode(data[start:end], final=False)
+        self.size += end - start
+
+    def end(self) -> None:
+        if self.name is not None and self.decoder is not None:
+            self._decode(b"", final=True)
+        self.name = self.decoder = None
+
+    def _decode(self, chunk: bytes, *, final: bool) -> None:
+        assert self.decoder is not None and self.name is not None
+        pending = len(self.decoder.getstate()[0])  # bytes of an unfinished character from the last chunk
+        try:
+            self.decoder.decode(chunk, final=final)
+        except UnicodeDecodeError as error:
+            where = self.size - pending + error.start + 1
+            self.refusal.refuse(422, self.name, f"is not valid {self.charset.upper()} text (it cannot be decoded "
+                                f"from byte {where:,})", "invalid_text")
+            self.decoder = None
+
+
+class BodyTimeout:
+    """On ``paths``, a request body must keep arriving: each piece within ``idle_s`` of the last,
+    the whole within ``total_s`` (None: no bound on the whole, for uploads of any size); else 408."""
+
+    def __init__(self, app: t.Any, paths: tuple[str, ...], idle_s: float, total_s: float | None = None,
+                 field: str = "body"):
+        self.app, self.paths, self.idle_s, self.total_s, self.field = app, paths, idle_s, total_s, field
+
+    async def __call__(self, scope: t.Any, receive: t.Any, send: t.Any) -> None:
+        if scope["type"] != "http" or scope["path"] not in self.paths or scope.get("method") != "POST":
+            return await self.app(scope, receive, send)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.total_s if self.total_s is not None else None
+        refusal = _Refusal()
+        whole = False  # the body has arrived: a later receive() waits for a disconnect, for as long as it takes
+
+        async def timed_receive() -> t.Any:
+            nonlocal whole
+            if refusal.reply is not None:
+                return {"type": "http.disconnect"}
+            if whole:
+                return await receive()
+            left = self.idle_s if deadline is None else deadline - loop.time()
+            by_deadline = left < self.idle_s  # which limit this wait ends at, and so which one was passed
+            try:
+                msg = await asyncio.wait_for(receive(), timeout=max(min(left, self.idle_s), 0.0))
+            except TimeoutError:
+                refusal.refuse(408, self.field, self._reason(by_deadline), "timeout")
+                return {"type": "http.disconnect"}  # makes body parsing abort
+            whole = msg["type"] != "http.request" or not msg.get("more_body", False)
+            return msg
+
+        await _run_guarded(self.app, scope, timed_receive, send, refusal)
+
+    def _reason(self, past_deadline: bool) -> str:
+        if past_deadline:
+            return f"the request body did not arrive within {self.total_s:g} s"
+        return f"the request body stopped arriving: nothing came for {self.idle_s:g} s"
 
 
 # ---------------------------------------------------------------- who may call, and what answers carry
@@ -409,8 +511,17 @@ def error_shape(body: t.Any) -> dict | None:
     return {**body, "error": text, "detail": detail}
 
 
+def unusable_values(status: int, shaped: dict) -> int:
+    """422 for BentoML's 400 when every field it names was refused by a rule of the SKU schema
+    (pydantic type ``trialcast``, ``features.schema``): a value present but unusable, which the
+    predictor's own checks answer 422 too; a missing field or a malformed body stays 400."""
+    kinds = {d.get("type") for d in shaped.get("detail") or []}
+    return 422 if status == 400 and kinds == {"trialcast"} else status
+
+
 class ErrorShape:
-    """Rewrite BentoML's own 4xx JSON answers into the service's one error shape."""
+    """Rewrite BentoML's own 4xx JSON answers into the service's one error shape; a request whose
+    only faults are unusable field values is 422 (``unusable_values``)."""
 
     LIMIT = 256 * 1024
 
@@ -440,12 +551,15 @@ class ErrorShape:
                 except ValueError:  # Starlette's plain-text 404 / 405: the same shape, named after the path
                     reason = body.decode("utf-8", "replace").strip()[:200] or "refused"
                     shaped = {"error": f"path: {reason}", "detail": [{"loc": ["path"], "msg": reason, "type": "http"}]}
+                status = held["status"]
                 if shaped is not None:
                     body = json.dumps(shaped, ensure_ascii=False).encode()
+                    status = unusable_values(status, shaped)
                 headers = [(k, v) for k, v in held["headers"]
                            if k.lower() not in (b"content-length", b"content-type")]
                 headers.append((b"content-type", b"application/json"))
-                await send({**held, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+                await send({**held, "status": status,
+                            "headers": [*headers, (b"content-length", str(len(body)).encode())]})
                 held = None
                 await send({"type": "http.response.body", "body": body, "more_body": bool(msg.get("more_body"))})
                 return

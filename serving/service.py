@@ -24,9 +24,11 @@ from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalT
 from serving import web
 from serving.champion import load_champion
 from serving.contract import Contract
+from serving.form import text_form
 from serving.limits import (
     OWNER_KEY,
     BodySizeLimit,
+    BodyTimeout,
     ErrorShape,
     Exposure,
     FileFieldsOnly,
@@ -104,7 +106,8 @@ class Trialcast:
         self,
         image: Annotated[Path, Field(description="Product picture (JPEG, PNG, WebP).")],
         title: Annotated[Title, Field(description="Product title, Chinese and/or English.")],
-        cost_price: Annotated[Price, Field(description="Unit cost price, > 0.")],
+        cost_price: Annotated[Price, Field(description="Unit cost price, > 0, written with the digits "
+                                                        "0-9 and at most one decimal point (e.g. 45.50).")],
         description: Annotated[OptionalText, Field(description="Product description.")] = None,
         category: Annotated[OptionalName, Field(description="One of the model's categories (see /model); "
                                                         "absent: the category of its most similar past SKUs.")] = None,
@@ -167,19 +170,27 @@ class Trialcast:
 
 # A JSON batch is read into memory whole: cap it too (64 items of 1 MB pictures fit, base64 and all).
 MAX_BATCH_BODY = 128 * 1024 * 1024
+# The form's text values reach the schema as typed (BentoML would decode each as JSON first).
+Trialcast.apis["predict"].input_spec = text_form(Trialcast.apis["predict"].input_spec,
+                                                 get_settings().max_form_field_bytes)
 
 # Outermost (Starlette runs the first-added user middleware first): who may call, and the headers.
 Trialcast.add_asgi_middleware(Exposure, token=get_settings().api_token, allowed_hosts=get_settings().allowed_hosts)
 Trialcast.add_asgi_middleware(ErrorShape)
 Trialcast.add_asgi_middleware(Contract)  # /docs.json: valid OpenAPI 3.0, every status and the error shape
 Trialcast.add_asgi_middleware(QueueBound, bound=get_settings().max_queue, paths=("/predict", "/predict_batch"))
+# A body that stops arriving is answered 408 in seconds, not held until the client gives up.
+Trialcast.add_asgi_middleware(BodyTimeout, paths=("/predict", "/predict_batch"), field="body",  # contract.TIMED
+                              idle_s=get_settings().body_idle_timeout_s, total_s=get_settings().body_timeout_s)
+Trialcast.add_asgi_middleware(BodyTimeout, paths=("/batch",), field="body", idle_s=get_settings().body_idle_timeout_s)
 quiet_refusals()
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_bytes + 512 * 1024,
                               paths=("/predict",))
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch",), field="items")
 # BentoML downloads a text value given for a file parameter (SSRF): only real uploads may reach /predict.
 Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",),
-                              known=tuple(Trialcast.apis["predict"].input_spec.model_fields))
+                              known=tuple(Trialcast.apis["predict"].input_spec.model_fields),
+                              max_text_bytes=get_settings().max_form_field_bytes)
 Trialcast.add_asgi_middleware(JsonOnly, paths=("/predict_batch",), field="items")
 # The page's batch upload: the whole request (table + pictures) is bounded before it is parsed.
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().batch_max_upload_bytes, paths=("/batch",),

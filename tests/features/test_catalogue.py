@@ -193,7 +193,7 @@ def test_every_violation_reported_at_once_with_row_column_reason(tmp_path, kit):
         (2, "sku_id", "duplicate id 'SKU0000' (first seen in row 1)"),
         (3, "cost_price", "must be positive"),
         (4, "cost_price", "must be positive, got -4.5"),
-        (5, "cost_price", "must be a number, got 'abc'"),
+        (5, "cost_price", "must be a number written with the digits 0-9"),
         (6, "cost_price", "must be a finite number"),
         (7, "cost_price", "must be a finite number"),
         (8, "sales_7d", "must not be negative"),
@@ -213,7 +213,7 @@ def test_every_violation_reported_at_once_with_row_column_reason(tmp_path, kit):
         assert reason in problem.reason, (problem, reason)
     message = str(info.value)
     assert message.startswith("17 problem(s) in the catalogue")
-    assert "row 5, column 'cost_price': must be a number, got 'abc'" in message
+    assert "row 5, column 'cost_price': must be a number written with the digits 0-9" in message
     # the good row survives untouched next to the bad ones
     assert all(p.row != 1 for p in problems)
 
