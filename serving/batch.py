@@ -3,13 +3,22 @@
 Work is done in chunks; each finished chunk is written atomically into ``OUT.parts/``, so a killed
 run resumes where it stopped without losing or duplicating rows. The final file is written to a
 temporary name and renamed into place (readers never see half a file).
+
+The forecast log gets each row once too. A chunk's forecasts are logged before its part file is
+renamed into place, so a kill between the two scores that chunk again on resume. Each row's
+``forecast_id`` is therefore derived from the run's key (128 random bits kept in the parts'
+manifest) and the row's position: the replayed chunk writes the same ids, which replace the rows
+already logged (``features.ledger.store.write_forecasts``) instead of adding to them. Without the
+key the ids cannot be guessed, as the random ids of single forecasts cannot.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import uuid
 from collections.abc import Callable
@@ -25,6 +34,7 @@ from serving.predictor import Predictor
 from serving.scale import use_ray
 
 CHUNK = 64
+MANIFEST = "manifest.json"  # in OUT.parts/: the run's input, model, chunking and forecast-id key
 # Every output has these columns after the input's, whatever failed, in this order.
 NUMBERS = ("p10", "p50", "p90", "break_even_units", "top_similarity", "quantity")
 OUTPUT_COLUMNS = ("p10", "p50", "p90", "curve", "decision", "reasons", "message", "break_even_units",
@@ -92,10 +102,10 @@ def find_picture(root: Path, record: dict[str, Any], index: dict[str, Path] | No
     raise FieldError("image", f"no picture {value!r} for this row in the upload: add it to the zip or upload it")
 
 
-def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[str, Path] | None = None
-               ) -> pd.DataFrame:
+def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[str, Path] | None = None,
+               ids: list[str] | None = None) -> pd.DataFrame:
     """Score rows of a candidates table (pictures by path under ``root``, or found by name in
-    ``index``); one output row per input row."""
+    ``index``); one output row per input row. ``ids``: each row's forecast id (random when None)."""
     records = raw.to_dict("records")
     images: list[bytes | None] = []
     path_errors: dict[int, str] = {}
@@ -114,7 +124,8 @@ def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[
             path_errors[i] = f"image: cannot be read ({error.strerror})"
             images.append(None)
     todo = [i for i in range(len(records)) if i not in path_errors]
-    answers = predictor.predict([records[i] for i in todo], [images[i] for i in todo]) if todo else []
+    given = None if ids is None else [ids[i] for i in todo]
+    answers = predictor.predict([records[i] for i in todo], [images[i] for i in todo], ids=given) if todo else []
     flat: list[dict[str, Any]] = [{} for _ in records]
     for i, answer in zip(todo, answers):
         flat[i] = _flatten(answer)
@@ -145,12 +156,53 @@ def _part(parts: Path, start: int) -> Path:
     return parts / f"{start:09d}.parquet"
 
 
+def forecast_ids(key: str, start: int, rows: int) -> list[str]:
+    """The forecast ids of rows ``start`` .. ``start + rows - 1`` of the run keyed ``key``: 128 bits
+    of HMAC-SHA256 each, the same every time the chunk is scored."""
+    return [hmac.new(bytes.fromhex(key), str(n).encode(), hashlib.sha256).hexdigest()[:32]
+            for n in range(start, start + rows)]
+
+
+def run_key(parts: Path) -> str:
+    """The key of the run whose chunks are in ``parts`` (written by ``score_file`` before any chunk)."""
+    return str(json.loads((parts / MANIFEST).read_text())["key"])
+
+
 def write_chunk(raw: pd.DataFrame, start: int, rows: int, root: Path, predictor: Predictor, parts: Path,
                 index: dict[str, Path] | None = None) -> None:
     """Score one chunk of the candidates and write it whole into ``parts`` (a rename: a killed
-    writer leaves no half chunk). What both the single-process and the Ray path run."""
-    scored = score_rows(raw.iloc[start : start + rows], root, predictor, index)
+    writer leaves no half chunk), its rows logged under the run's ids for them, so a chunk scored
+    again never adds to the log. What both the single-process and the Ray path run."""
+    ids = forecast_ids(run_key(parts), start, rows)
+    scored = score_rows(raw.iloc[start : start + rows], root, predictor, index, ids)
     _atomic_write(scored.astype({c: "string" for c in _input_columns(raw).columns}), _part(parts, start))
+
+
+def _open_parts(parts: Path, manifest: dict[str, Any]) -> None:
+    """Keep ``parts`` when its manifest is this run's (same input, model and chunking), with the
+    key its logged rows were written under; else start afresh with a new key. The manifest is
+    renamed into place, so a kill never leaves one without its key."""
+    try:
+        kept = json.loads((parts / MANIFEST).read_text())
+    except (OSError, ValueError):
+        kept = {}
+    if isinstance(kept, dict) and kept.get("key") and {k: v for k, v in kept.items() if k != "key"} == manifest:
+        return
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir(parents=True, exist_ok=True)
+    tmp = parts / f".{MANIFEST}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps({**manifest, "key": secrets.token_hex(16)}))
+    os.replace(tmp, parts / MANIFEST)
+
+
+def _close_parts(parts: Path) -> None:
+    """Remove the finished run's chunks, the manifest last: a kill midway leaves the key beside the
+    chunks still there, so a rerun scores the removed ones again under their old ids."""
+    for path in parts.iterdir():
+        if path.name != MANIFEST:
+            path.unlink(missing_ok=True)
+    (parts / MANIFEST).unlink(missing_ok=True)
+    shutil.rmtree(parts, ignore_errors=True)
 
 
 def score_file(
@@ -171,17 +223,7 @@ def score_file(
     raw = read_table(candidates)
     raw = raw.astype(object).where(raw.notna(), None)
     parts = out.with_name(out.name + ".parts")
-    manifest = {"input": _fingerprint(candidates, predictor.version), "chunk": chunk, "rows": len(raw)}
-    manifest_path = parts / "manifest.json"
-    if parts.exists():
-        try:
-            same = json.loads(manifest_path.read_text()) == manifest
-        except (OSError, ValueError):
-            same = False
-        if not same:  # another input or model: start afresh
-            shutil.rmtree(parts)
-    parts.mkdir(parents=True, exist_ok=True)
-    manifest_path.write_text(json.dumps(manifest))
+    _open_parts(parts, {"input": _fingerprint(candidates, predictor.version), "chunk": chunk, "rows": len(raw)})
 
     index = picture_index(candidates.parent) if by_name else None
     starts = list(range(0, len(raw), chunk))
@@ -208,7 +250,7 @@ def score_file(
               else _input_columns(raw).reindex(columns=[*_input_columns(raw).columns, *OUTPUT_COLUMNS]))
     out.parent.mkdir(parents=True, exist_ok=True)
     _atomic_write(result, out)
-    shutil.rmtree(parts, ignore_errors=True)
+    _close_parts(parts)
     failed = int(result["error"].notna().sum()) if "error" in result else 0
     return {"rows": len(result), "scored": len(result) - failed, "failed": failed,
             "resumed_chunks": done_before, "out": str(out), **used}

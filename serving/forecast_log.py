@@ -66,16 +66,18 @@ class ForecastLog:
         self._live: tuple[float, dict[str, Any] | None] | None = None
 
     def record(self, rows: list[dict[str, Any]], images: list[bytes | None], answers: list[dict[str, Any]],
-               owners: list[str | None] | None = None) -> None:
-        """Give each ok answer a ``forecast_id`` (128 random bits: it is a share link) and write them
-        all, the single forecasts kept whole for their ``owners``; on a database error log it and set
-        the ids to None (the answers still go out)."""
+               owners: list[str | None] | None = None, ids: list[str] | None = None) -> None:
+        """Give each ok answer a ``forecast_id`` and write them all, the single forecasts kept whole
+        for their ``owners``; on a database error log it and set the ids to None (the answers still
+        go out). An id is 128 random bits (it is a share link), or the one in ``ids``: a batch chunk
+        gives each row the id it had when the chunk was scored before, so scoring it again after a
+        kill replaces its rows in the log instead of adding them (``serving.batch``)."""
         from features.ledger import open_ledger
         from features.ledger.store import write_forecasts
 
         entries = []
-        for row, image, answer in zip(rows, images, answers):
-            answer["forecast_id"] = secrets.token_hex(16)
+        for n, (row, image, answer) in enumerate(zip(rows, images, answers)):
+            answer["forecast_id"] = ids[n] if ids is not None else secrets.token_hex(16)
             entries.append(entry(answer["forecast_id"], row, image, answer, self.version))
         try:
             write_forecasts(open_ledger(self.settings), entries, images)

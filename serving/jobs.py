@@ -52,6 +52,13 @@ def candidates_file(folder: Path) -> Path | None:
     return found[0] if found else None
 
 
+def scored_summary(scores: pd.DataFrame, chunk: int) -> dict[str, int]:
+    """What ``score_file`` reports, read back from a job's finished scores (every chunk resumed)."""
+    failed = int(scores["error"].notna().sum())
+    return {"rows": len(scores), "scored": len(scores) - failed, "failed": failed,
+            "resumed_chunks": -(-len(scores) // chunk)}
+
+
 class JobRunner:
     """``workers`` threads taking queued jobs oldest first; ``wake`` when a job is queued."""
 
@@ -121,10 +128,12 @@ class JobRunner:
                 raise Cancelled
             store.set_job(self.engine, job_id, done=done, total=total)
 
+        out, summary = folder / "scores.parquet", None
         try:
-            summary = score_file(table, folder / "scores.parquet", predictor, engine="local",  # never Ray in the server
-                                 chunk=self.settings.batch_chunk,
-                                 progress=False, on_progress=progress, by_name=True)
+            if not out.exists():  # it does when a kill came after scoring, before "done": never score twice
+                summary = score_file(table, out, predictor, engine="local",  # never Ray in the server
+                                     chunk=self.settings.batch_chunk,
+                                     progress=False, on_progress=progress, by_name=True)
         except Cancelled:
             store.set_job(self.engine, job_id, status="cancelled")
             return
@@ -132,7 +141,8 @@ class JobRunner:
             store.set_job(self.engine, job_id, status="failed",
                           error={"code": "job_failed", "params": {"reason": scrub_paths(f"{type(error).__name__}: {error}")}})
             raise
-        scores = pd.read_parquet(folder / "scores.parquet")
+        scores = pd.read_parquet(out)
+        summary = summary or scored_summary(scores, self.settings.batch_chunk)
         counts = {d: int((scores["decision"] == d).sum()) for d in DECISIONS}
         store.set_job(self.engine, job_id, status="done", done=summary["rows"], total=summary["rows"],
                       summary={**(job.get("summary") or {}), "counts": counts, "scored": summary["scored"],

@@ -152,10 +152,11 @@ class Predictor:
 
     def predict(self, records: list[dict[str, Any]], images: list[bytes | None], *,
                 image_required: bool = True, to_log: bool = True,
-                owners: list[str | None] | None = None) -> list[dict[str, Any]]:
+                owners: list[str | None] | None = None, ids: list[str] | None = None) -> list[dict[str, Any]]:
         """One answer per record, in order: a forecast and decision, or the record's field errors.
         Each ok answer is written to the forecast log (unless ``to_log`` is False) and carries its
-        ``forecast_id``; ``owners`` (who asked, per record) decides whose history lists it."""
+        ``forecast_id`` (random, or the record's in ``ids``: a batch row keeps its id when its chunk
+        is scored again); ``owners`` (who asked, per record) decides whose history lists it."""
         answers: list[dict[str, Any] | None] = [None] * len(records)
         good, clean_rows, good_images = [], [], []
         budget = self.settings.serve_decoded_pixels  # decoded pixels this call keeps for the encoder
@@ -177,7 +178,8 @@ class Predictor:
                 asked = owners or [None] * len(records)
                 self.log.record([clean_rows[k] for k in done], [good_images[k] for k in done],
                                 [answers[good[k]] for k in done],  # type: ignore[misc]
-                                [asked[good[k]] for k in done])
+                                [asked[good[k]] for k in done],
+                                None if ids is None else [ids[good[k]] for k in done])
         return answers  # type: ignore[return-value]
 
     def _forecast(self, rows: list[dict[str, Any]], images: list[bytes | None]) -> list[dict[str, Any]]:

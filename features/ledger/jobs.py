@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from features.ledger.store import now
+from features.ledger.store import now, replace
 from features.ledger.tables import metadata
 
 ACTIVE = ("queued", "running")
@@ -121,9 +121,11 @@ def job_ids(engine: Engine) -> set[str]:
 
 
 def write_answers(engine: Engine, rows: list[dict[str, Any]]) -> None:
+    """Keep answers by forecast id; an answer written again under its id replaces the kept one (the
+    forecast log's rule, ``features.ledger.store.write_forecasts``), never fails on it."""
     if rows:
         with engine.begin() as connection:
-            connection.execute(forecast_answers.insert(), rows)
+            replace(connection, forecast_answers, rows, "forecast_id")
 
 
 def read_answer(engine: Engine, forecast_id: str) -> dict[str, Any] | None:

@@ -87,21 +87,35 @@ def upsert(connection: Connection, table: Any, rows: Sequence[dict[str, Any]], k
     connection.execute(statement, list(rows))
 
 
+def replace(connection: Connection, table: Any, rows: Sequence[dict[str, Any]], key: str) -> None:
+    """Insert rows; a row whose ``key`` is already on record replaces that row, every column
+    (SQLite and PostgreSQL ``ON CONFLICT DO UPDATE``): writing a row again never adds one."""
+    if not rows:
+        return
+    statement = _insert(connection, table)
+    columns = {c.name: statement.excluded[c.name] for c in table.columns if c.name != key}
+    connection.execute(statement.on_conflict_do_update(index_elements=[key], set_=columns), list(rows))
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
 
 def write_forecasts(engine: Engine, rows: Iterable[dict[str, Any]], images: Iterable[bytes | None] = ()) -> None:
-    """Append forecast rows (their ids made by the caller, so the answer can carry them) and keep
-    their pictures, once per content hash, in the same transaction: a forecast on record always has
-    its picture, which is what lets a launched SKU become training history (features.ledger.history)."""
+    """Write forecast rows keyed by their ids (made by the caller, so the answer can carry them) and
+    keep their pictures, once per content hash, in the same transaction: a forecast on record always
+    has its picture, which is what lets a launched SKU become training history (features.ledger.history).
+
+    A row whose id is already on record replaces that row instead of adding one: a batch chunk
+    scored again after a kill (its forecasts logged, its part file not yet written) carries the same
+    ids (``serving.batch``), so the log holds each forecast once, as its scores file has it."""
     rows = list(rows)
     if not rows:
         return
     stamp = now()
     kept = {hashlib.sha256(b).hexdigest(): b for b in images if b}
     with engine.begin() as connection:
-        connection.execute(forecasts.insert(), rows)
+        replace(connection, forecasts, rows, "id")
         if kept:
             statement = _insert(connection, pictures).on_conflict_do_nothing(index_elements=["sha256"])
             connection.execute(statement, [{"sha256": k, "data": v, "created_at": stamp} for k, v in kept.items()])

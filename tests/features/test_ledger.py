@@ -79,6 +79,25 @@ def test_a_day_sent_again_replaces_it(engine) -> None:
     assert acts["units"].sum() == pytest.approx(60 + 30)
 
 
+def test_a_forecast_written_again_under_its_id_replaces_its_row(engine) -> None:
+    """A batch chunk scored again after a kill logs the same ids: the log keeps one row per id,
+    holding what was written last (what the chunk's scores file carries), and one picture."""
+    from features.ledger.jobs import forecast_answers, write_answers
+
+    write_forecasts(engine, [forecast(i) for i in range(3)], [b"picture"])
+    write_forecasts(engine, [forecast(i, p50=70.0 + i) for i in (1, 2, 3)], [b"picture"])
+    with engine.connect() as connection:
+        rows = dict(connection.execute(sa.text("SELECT id, p50 FROM forecasts")).all())
+        assert rows == {"f3x0000": 100.0, "f3x0001": 71.0, "f3x0002": 72.0, "f3x0003": 73.0}
+        assert connection.execute(sa.text("SELECT count(*) FROM pictures")).scalar() == 1
+    answer = {"forecast_id": "f3x0001", "created_at": now(), "source": "predict", "title": "t", "owner": None}
+    write_answers(engine, [{**answer, "answer": {"p50": 1}}])
+    write_answers(engine, [{**answer, "answer": {"p50": 2}}])
+    with engine.connect() as connection:
+        kept = connection.execute(sa.select(forecast_answers.c.answer)).scalars().all()
+    assert kept == [{"p50": 2}]
+
+
 def test_unmatched_skus_are_reported_and_stored(engine) -> None:
     write_forecasts(engine, [forecast(0)])
     result = ingest(engine, days("S0000", 70) + days("NEVER-FORECAST", 14, n=2))

@@ -95,3 +95,21 @@ def cli(trained: dict):
     return SimpleNamespace(env=cli_env(trained), command=trialcast_command, summary_of=summary_of,
                            run_score=lambda candidates, out, chunk=SCORE_CHUNK: run_score(trained, candidates, out, chunk),
                            bad_rows=BAD_ROWS, chunk=SCORE_CHUNK)
+
+
+def forecast_log_rows(url: str) -> dict[str, float]:
+    """The forecast log's rows at ``url``, id -> P50 (an engine of its own, closed after)."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return dict(connection.execute(sa.text("SELECT id, p50 FROM forecasts")).all())
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def logged():
+    """``logged(url)``: the forecast log's rows, id -> P50 (to check that each forecast is there once)."""
+    return forecast_log_rows

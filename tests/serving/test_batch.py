@@ -1,13 +1,13 @@
 """`trialcast score`: one output row per input row, in order, bad rows with their error; a run
-killed with SIGKILL resumes from its finished chunks and ends exactly like an uninterrupted run."""
+killed with SIGKILL resumes from its finished chunks and ends exactly like an uninterrupted run,
+with every scored row once in the forecast log."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +17,28 @@ OUTPUT_COLUMNS = ["p10", "p50", "p90", "curve", "decision", "reasons", "message"
                   "top_similarity", "similar_skus", "similar_sales", "similar_similarity", "model_version",
                   "quantity", "forecast_id", "error"]
 PART = re.compile(r"^\d{9}\.parquet$")
+# `trialcast score` with the part-file write patched to SIGKILL the process when it is about to
+# write the part named in TRIALCAST_TEST_KILL_AT_PART: that chunk's forecasts are already logged.
+KILL_AT_PART = """
+import os, signal, sys
+from pathlib import Path
+
+import serving.batch as batch
+
+write, target = batch._atomic_write, os.environ["TRIALCAST_TEST_KILL_AT_PART"]
+
+
+def killing(frame, path):
+    if Path(path).name == target:
+        os.kill(os.getpid(), signal.SIGKILL)
+    write(frame, path)
+
+
+batch._atomic_write = killing
+from trialcast.cli import main
+sys.argv = ["trialcast", *sys.argv[1:]]
+main()
+"""
 
 
 def finished_parts(parts: Path) -> list[Path]:
@@ -63,40 +85,44 @@ def test_one_row_per_input_row_in_order_bad_rows_flagged(scored: dict, cli, trai
     assert sorted(p.name for p in out.parent.iterdir()) == [out.name]
 
 
-def test_killed_run_resumes_without_losing_or_repeating_rows(scored: dict, cli, tmp_path: Path) -> None:
+def test_killed_run_resumes_without_losing_or_repeating_rows(scored: dict, cli, logged, tmp_path: Path,
+                                                             tmp_path_factory) -> None:
+    """SIGKILL inside the third chunk's write window (its forecasts on the log, its part file not
+    yet written): the resumed run scores that chunk again, and the scores and the log (a database
+    of this test's own) each hold every row once."""
     out = tmp_path / "scores.parquet"
     parts = out.with_name(out.name + ".parts")
     chunks = -(-len(scored["frame"]) // cli.chunk)
-    command = cli.command("score", str(scored["path"]), "--out", str(out), "--chunk", str(cli.chunk))
-    with open(tmp_path / "killed.log", "wb") as log:  # the child keeps its own copy of the descriptor
-        proc = subprocess.Popen(command, env=cli.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 900
-        while not finished_parts(parts):
-            assert proc.poll() is None, f"trialcast score ended before its first chunk: {(tmp_path / 'killed.log').read_text()[-2000:]}"
-            assert time.monotonic() < deadline, "no chunk was written in 900 s"
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=60)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=60)
-    assert proc.returncode == -signal.SIGKILL
+    database = f"sqlite:///{tmp_path_factory.mktemp('kill-log') / 'forecasts.sqlite'}"
+    env = {**cli.env, "TRIALCAST_DATABASE_URL": database, "TRIALCAST_TEST_KILL_AT_PART": f"{2 * cli.chunk:09d}.parquet"}
+    args = ["score", str(scored["path"]), "--out", str(out), "--chunk", str(cli.chunk)]
+    with open(tmp_path / "killed.log", "wb") as log:
+        killed = subprocess.run([sys.executable, "-c", KILL_AT_PART, *args], env=env, stdout=log,
+                                stderr=subprocess.STDOUT, timeout=1200, check=False)
+    assert killed.returncode == -signal.SIGKILL, (tmp_path / "killed.log").read_text()[-3000:]
     kept = finished_parts(parts)
-    assert 1 <= len(kept) < chunks, "the kill must land mid-run for this test to mean anything"
+    assert [p.name for p in kept] == [f"{0:09d}.parquet", f"{cli.chunk:09d}.parquet"] and len(kept) < chunks
     assert not out.exists(), "a killed run must not leave a (partial) output file"
+    scored_before = scored["frame"].iloc[: 3 * cli.chunk]
+    assert len(logged(database)) == int(scored_before["error"].isna().sum())  # the third chunk is on the log
 
-    summary = cli.run_score(scored["path"], out)
+    resumed_run = subprocess.run(cli.command(*args), env={**cli.env, "TRIALCAST_DATABASE_URL": database},
+                                 capture_output=True, text=True, timeout=1200, check=False)
+    assert resumed_run.returncode == 0, resumed_run.stderr[-3000:]
+    summary = cli.summary_of(resumed_run.stdout)
     assert summary["resumed_chunks"] == len(kept)
     assert summary["rows"] == len(scored["frame"])
     resumed = pd.read_parquet(out)
     assert resumed["sku_id"].tolist() == scored["frame"]["sku_id"].tolist()  # none lost, none twice
     assert not resumed["sku_id"].duplicated().any()
     # Every row is a forecast of its own run (a new forecast_id in the log); all else is identical.
-    ids = resumed.loc[resumed["error"].isna(), "forecast_id"]
+    ok = resumed.loc[resumed["error"].isna()]
+    ids = ok["forecast_id"]
     assert ids.notna().all() and not ids.duplicated().any() and resumed.loc[resumed["error"].notna(), "forecast_id"].isna().all()
+    assert not set(ids) & set(scored["frame"]["forecast_id"].dropna())
     pd.testing.assert_frame_equal(resumed.drop(columns="forecast_id"), scored["frame"].drop(columns="forecast_id"))
+    # The log: one row per scored row (none lost, none doubled), under the scores' ids, as scored.
+    assert logged(database) == dict(zip(ids, ok["p50"]))
     assert not parts.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["killed.log", "scores.parquet"]
 

@@ -76,7 +76,7 @@ def env(trained: dict, start_server, tmp_path_factory) -> dict:
 
 
 def test_jobs_are_bounded_kept_through_a_kill_and_resumed(env: dict, start_server, trained: dict, sample_dir: Path,
-                                                           tmp_path: Path) -> None:
+                                                           logged, tmp_path: Path) -> None:
     home = str(trained["home"])
     seen: list[str] = []  # every answer body, to check that none names a server path
     jobs_root = Path(home) / "batch_jobs"
@@ -147,6 +147,10 @@ def test_jobs_are_bounded_kept_through_a_kill_and_resumed(env: dict, start_serve
         expected = pd.read_csv(sample_dir / "candidates.csv", dtype=str)["sku_id"].tolist()
         assert [r["sku_id"] for r in rows] == expected  # every row once, in order, none lost or doubled
         assert all(r["ok"] and r["decision"] in ("GO", "REVIEW", "NO_GO") for r in rows)
+        # The forecast log (this service's own) holds the job's 40 forecasts once each, as scored.
+        scores = pd.read_parquet(jobs_root / job["id"] / "scores.parquet")
+        assert scores["forecast_id"].str.fullmatch(r"[0-9a-f]{32}").all()
+        assert logged(env["TRIALCAST_DATABASE_URL"]) == dict(zip(scores["forecast_id"], scores["p50"]))
         assert BROWSER.get(f"{url}/batch/{waiting['id']}", timeout=30).json()["status"] == "cancelled"
         listed = BROWSER.get(url + "/history", timeout=30).json()["jobs"]
         assert {job["id"], waiting["id"]} <= {j["id"] for j in listed}

@@ -71,7 +71,12 @@ def _scorer_pids() -> list[int]:
     return pids
 
 
-def test_a_killed_worker_loses_no_row(predictor, local, sample_dir: Path, tmp_path: Path) -> None:
+def test_a_killed_worker_loses_no_row(predictor, local, sample_dir: Path, logged, tmp_path: Path,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every row once in the scores and in the forecast log (a database of this test's own, which
+    the Ray workers write to): a chunk retried after its worker died adds no log row."""
+    database = f"sqlite:///{tmp_path / 'forecasts.sqlite'}"
+    monkeypatch.setattr(predictor, "settings", predictor.settings.model_copy(update={"database_url": database}))
     out = tmp_path / "scores.parquet"
     parts = out.with_name(out.name + ".parts")
     killed: list[int] = []
@@ -92,3 +97,5 @@ def test_a_killed_worker_loses_no_row(predictor, local, sample_dir: Path, tmp_pa
     scores = pd.read_parquet(out)
     assert summary["rows"] == 40 and scores["sku_id"].is_unique
     pd.testing.assert_frame_equal(scores[SAME], local[SAME])
+    assert scores["forecast_id"].notna().all() and scores["forecast_id"].is_unique
+    assert logged(database) == dict(zip(scores["forecast_id"], scores["p50"]))
