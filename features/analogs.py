@@ -447,3 +447,55 @@ def analog_curve(
     fallback = index.curve_shares.mean(axis=0)
     curve = np.where(np.isnan(curve), fallback[None, :], curve)
     return curve / curve.sum(axis=1, keepdims=True)
+
+
+# ---------------------------------------------------------------- attributes as analog keys
+def attribute_codes(values: pd.Series, known: list[str]) -> np.ndarray:
+    """Each value's position in ``known``; -1 where absent or not known (an unknown value is absent:
+    nothing in the history shares it)."""
+    lookup = {value: i for i, value in enumerate(known)}
+    return np.array([lookup.get(v, -1) if isinstance(v, str) else -1 for v in values], dtype=np.int64)
+
+
+def same_value_sales(codes: np.ndarray, days: np.ndarray, log_sales: np.ndarray, query_codes: np.ndarray,
+                     query_days: np.ndarray, gap_days: int, prior_weight: float = 5.0) -> tuple[np.ndarray, np.ndarray]:
+    """Same-attribute analogs: for each query, the past SKUs with the same value launched at least
+    ``gap_days`` before it (their sales were known, as for every analog). Returns their mean log
+    sales, shrunk towards the mean of every such past SKU by ``prior_weight`` SKUs (one SKU of a
+    value says little), and how many there were. NaN mean where the query's value is absent or
+    nothing launched early enough."""
+    cut = query_days - gap_days
+    overall_n, overall_sum = _prefix_sums(np.zeros_like(codes), days, log_sales, np.zeros_like(query_codes), cut)
+    n, total = _prefix_sums(codes, days, log_sales, query_codes, cut)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prior = overall_sum / overall_n
+        mean = (total + prior_weight * prior) / (n + prior_weight)
+    mean = np.where((query_codes >= 0) & (overall_n > 0), mean, np.nan)
+    return mean, np.where(query_codes >= 0, n, np.nan).astype(float)
+
+
+def _prefix_sums(codes: np.ndarray, days: np.ndarray, values: np.ndarray, query_codes: np.ndarray,
+                 cut: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Count and sum of ``values`` over past rows with the query's code and a day <= its ``cut``:
+    rows sorted by (code, day), two binary searches per query (no n x m matrix)."""
+    span = np.int64(1) << 32  # days since 1970 fit far below this; codes are small
+    keys = codes.astype(np.int64) * span + days.astype(np.int64)
+    order = np.argsort(keys, kind="stable")
+    keys, sums = keys[order], np.concatenate([[0.0], np.cumsum(values[order])])
+    q = np.maximum(query_codes, 0).astype(np.int64) * span
+    lo = np.searchsorted(keys, q, side="left")
+    hi = np.searchsorted(keys, q + np.clip(cut, -1, span - 1), side="right")
+    hi = np.maximum(hi, lo)
+    return (hi - lo).astype(float), sums[hi] - sums[lo]
+
+
+def attribute_agreement(codes: np.ndarray, query_codes: np.ndarray, neighbours: Neighbours) -> np.ndarray:
+    """Per query, the share of (analog, attribute) pairs that agree, over its joint analogs and the
+    attributes it has: how alike its picture-and-copy analogs are on the declared attributes. NaN
+    without analogs or attributes. ``codes`` (m, a) and ``query_codes`` (n, a) from ``attribute_codes``."""
+    valid = neighbours.index >= 0
+    theirs = codes[np.maximum(neighbours.index, 0)]  # (n, k, a)
+    known = valid[:, :, None] & (query_codes[:, None, :] >= 0)
+    agree = known & (theirs == query_codes[:, None, :])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(known.any(axis=(1, 2)), agree.sum(axis=(1, 2)) / known.sum(axis=(1, 2)), np.nan)

@@ -12,8 +12,8 @@ A fitted pipeline is saved as plain files in one folder (``save`` / ``load``; no
   numbers since 1970-01-01), ``sales``, ``picture`` / ``copy`` (unit vectors, zero rows where
   missing; float32 when that is exact), ``has_picture``, optional ``curve_shares`` and
   ``log_price``, and the scalars ``picture_weight`` and ``gap_days``.
-- ``history.parquet``: sku_id, title, category, launch_date and the target of every past SKU
-  (what is shown beside an analog).
+- ``history.parquet``: sku_id, title, category, launch_date, the target and the attribute columns
+  of every past SKU (what is shown beside an analog; the attributes key the same-attribute analogs).
 - ``projection.json`` + ``projection.npz``: the time-honest ridge read-out (origins, alpha,
   fallback, settings; the snapshots' coefficients and intercepts; the PCA reducers' means and
   components), see ``TimeHonestRidge.save``.
@@ -21,6 +21,7 @@ A fitted pipeline is saved as plain files in one folder (``save`` / ``load``; no
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -35,6 +36,10 @@ from features.analogs import (
     Override,
     analog_curve,
     analog_features,
+    attribute_agreement,
+    attribute_codes,
+    day_numbers,
+    same_value_sales,
 )
 from features.catalogue import Catalogue
 from features.config import Settings
@@ -94,6 +99,11 @@ class FeaturePipeline:
     # What an absent list price becomes (features.schema.Completion): category -> usual markup.
     markups: dict[str, float] = field(default_factory=dict)
     markup: float = 2.5
+    # Attribute columns of the catalogue (colour, fabric...) -> the values the history holds.
+    attributes: dict[str, list[str]] = field(default_factory=dict)
+    # Share of the history without a cost price / a picture: a model that met them absent in
+    # training may be asked without them (serving.predictor), with the meaning training gave.
+    absent_share: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, catalogue: Catalogue, embeddings: Embeddings, settings: Settings) -> FeaturePipeline:
@@ -102,6 +112,7 @@ class FeaturePipeline:
         curve_columns = catalogue.curve_columns
         categories = {c: sorted(v for v in frame[c].dropna().astype(str).unique() if v) for c in CATEGORICAL}
         completion = Completion.fit(frame, settings.default_markup)
+        attributes = {c: sorted({v for v in frame[c] if isinstance(v, str) and v}) for c in catalogue.spec.attributes or ()}
         index = AnalogIndex(
             frame["sku_id"].to_numpy(),
             frame["launch_date"],
@@ -130,11 +141,14 @@ class FeaturePipeline:
                 refit_days=settings.projection_refit_days,
                 components=max(settings.projection_components, settings.picture_components, settings.copy_components),
             ).fit(frame, embeddings.picture, embeddings.copy, np.log1p(np.clip(frame[target].to_numpy(dtype=float), 0, None))),
-            history=frame[["sku_id", "title", "category", "launch_date", target]].copy(),
+            history=frame[["sku_id", "title", "category", "launch_date", target, *attributes]].copy(),
             k=settings.analog_k,
             floor=settings.similarity_floor,
             markups=completion.markups,
             markup=completion.markup,
+            attributes=attributes,
+            absent_share={"cost_price": float(frame["cost_price"].isna().mean()),
+                          "image": float(np.isnan(embeddings.picture).any(axis=1).mean())},
         )
         pipeline.feature_names = list(pipeline.transform(frame.head(1), _head(embeddings, 1)).columns)
         return pipeline
@@ -219,6 +233,9 @@ class FeaturePipeline:
         for column, known in self.categories.items():
             values = frame[column].astype("string").fillna("")
             base[column] = pd.Categorical(values.where(values.isin(known)), categories=known)
+        if found is None:  # searched here once: the analog and the attribute features read it
+            found = self.index.search_kinds(embeddings.picture, embeddings.copy, frame["launch_date"], self.k,
+                                            ANALOG_KINDS, overrides=overrides_of(frame))
         analogs = analog_features(
             self.index,
             embeddings.picture,
@@ -235,6 +252,7 @@ class FeaturePipeline:
             _reduce(self.projection.picture_reducer, embeddings.picture, "picture", self.picture_components),
             _reduce(self.projection.copy_reducer, embeddings.copy, "copy", self.copy_components),
             analogs,
+            self._attribute_features(frame, found["joint"]),
             # Rounded to float32 like the other features: a row scores the same alone or in a batch.
             pd.DataFrame({BASE_MARGIN: self.projection.predict(frame, embeddings.picture, embeddings.copy).astype(np.float32)}),
         ]
@@ -242,6 +260,28 @@ class FeaturePipeline:
         if self.feature_names:
             features = features.reindex(columns=self.feature_names)
         return features
+
+    def _attribute_features(self, frame: pd.DataFrame, joint: Neighbours) -> pd.DataFrame:
+        """Per attribute column: its value as a categorical (absent or unknown: missing), and its
+        same-attribute analogs' shrunk mean log sales and count (past SKUs with the same value,
+        launched early enough); then how alike the joint analogs are on the attributes."""
+        out: dict[str, object] = {}
+        days = day_numbers(frame["launch_date"])
+        codes, query = [], []
+        for i, (column, known) in enumerate(self.attributes.items()):
+            name = attribute_feature(i, column)
+            values = frame[column] if column in frame else pd.Series([None] * len(frame))
+            mine = attribute_codes(values, known)
+            theirs = attribute_codes(self.history[column], known)
+            out[name] = pd.Categorical.from_codes(mine, categories=known) if known else np.full(len(frame), np.nan)
+            mean, count = same_value_sales(theirs, self.index.days, self.index.log_sales, mine, days,
+                                           self.index.gap_days)
+            out[f"{name}_log_sales"], out[f"{name}_n"] = mean, count
+            codes.append(theirs)
+            query.append(mine)
+        if codes:
+            out[ATTRIBUTE_AGREEMENT] = attribute_agreement(np.stack(codes, axis=1), np.stack(query, axis=1), joint)
+        return pd.DataFrame(out, index=range(len(frame)))
 
     def save(self, folder: Path) -> None:
         """Write the fitted pipeline as the files listed in the module docstring."""
@@ -289,6 +329,16 @@ class FeaturePipeline:
                   "launch_date": days[at[i]], "similarity": round(float(s), 4), "sales": sales[at[i]]}
                  for i, s in zip(row_index.tolist(), row_sims) if i >= 0]
                 for row_index, row_sims in zip(nb.index, nb.similarity)]
+
+
+ATTRIBUTE_PREFIX = "attr"
+ATTRIBUTE_AGREEMENT = "attr_agreement"
+
+
+def attribute_feature(position: int, column: str) -> str:
+    """The feature name of an attribute column: ASCII only (LightGBM refuses some characters in
+    names, and a column may be named in Chinese), numbered so that two columns never share one."""
+    return f"{ATTRIBUTE_PREFIX}{position}_" + re.sub(r"[^0-9A-Za-z]+", "_", column).strip("_").lower()
 
 
 def vote_totals(codes: np.ndarray, n_labels: int, nb: Neighbours) -> np.ndarray:

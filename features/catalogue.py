@@ -3,12 +3,19 @@
 Every problem is reported at once with its row (1-based, data rows only), column and reason; a bad
 row never silently disappears. Each row is checked by the one SKU schema (``features.schema``),
 the same that checks single uploads and batch items in ``serving``.
+
+A history is a retailer's catalogue as it is: a picture, a cost price, a list price, a description
+or a channel may be absent (a blank cell, or no such column at all), and each absence has the one
+meaning of ``features.schema.ABSENT``. Any other text column (colour, fabric, season...) is an
+attribute: a feature and an analog key of the model (``features.assemble``), unless the settings
+name the attribute columns (``attribute_columns``). The sales may also come as daily rows
+(``features.daily``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +23,7 @@ import pandas as pd
 
 from features.images import ImageError, decode_image
 from features.schema import (
+    MAX_NAME,
     FieldError,
     LaunchedSku,
     Sku,
@@ -27,11 +35,14 @@ from features.schema import (
     validate,
 )
 
-# Columns a history table must have (a cell may still be blank where the schema allows it), and
+# Columns a history table must have (the other fields may be left out, as columns or cells), and
 # the columns of a candidates table. Field rules live in features.schema, not here.
-REQUIRED = ("sku_id", "launch_date", "category", "title", "description", "image", "cost_price")
+REQUIRED = ("sku_id", "launch_date", "category", "title")
 CANDIDATE_REQUIRED = ("title", "cost_price", "image")
 FIELDS = ("sku_id", "launch_date", "category", "title", "description", "image", "cost_price", "list_price", "channel")
+# Columns that are never attributes: what the product itself reads or writes beside the fields.
+NOT_ATTRIBUTES = frozenset({*FIELDS, "image_path", "row_error", "forecast_id", "exclude_analogs", "pin_analogs",
+                            "image_base64", "date", "units"})
 __all__ = ["FieldError", "check_date", "check_price", "check_sales", "check_text"]
 
 
@@ -45,8 +56,11 @@ class CatalogueSpec:
 
     target: str = "sales_7d"
     curve_prefix: str = "sales_d"
+    # What a candidate (a SKU to forecast) must carry; history rows may always lack both.
     require_cost_price: bool = True
     require_image: bool = True
+    # The attribute columns: None finds them (every extra text column), a tuple names them.
+    attributes: tuple[str, ...] | None = None
 
     def curve_columns(self, columns: list[str] | pd.Index) -> list[str]:
         pattern = re.compile(rf"^{re.escape(self.curve_prefix)}(\d+)$")
@@ -85,6 +99,7 @@ class Catalogue:
     frame: pd.DataFrame
     root: Path
     spec: CatalogueSpec = field(default_factory=CatalogueSpec)
+    notes: list[str] = field(default_factory=list)  # what loading left out, and why (daily sales)
 
     @property
     def curve_columns(self) -> list[str]:
@@ -197,6 +212,29 @@ def read_table(path: Path) -> pd.DataFrame:
     return read_table_format(Path(path))[0]
 
 
+def attribute_columns(raw: pd.DataFrame, spec: CatalogueSpec) -> list[str]:
+    """The table's attribute columns: those the spec names, else every column that is neither a
+    field nor the sales and holds text (a column of numbers only is not an attribute)."""
+    if spec.attributes is not None:
+        return list(spec.attributes)
+    reserved = {*NOT_ATTRIBUTES, spec.target, *spec.curve_columns(raw.columns)}
+    return [str(c) for c in raw.columns if str(c) not in reserved and not str(c).startswith("Unnamed:")
+            and _holds_text(raw[c])]
+
+
+def _holds_text(column: pd.Series) -> bool:
+    values = [v for v in column.tolist() if not is_blank(v)]
+    if not values:
+        return False
+    numbers = pd.to_numeric(pd.Series(values, dtype=object).astype(str).str.strip(), errors="coerce")
+    return bool(numbers.isna().any())
+
+
+def attribute_value(column: str, value: Any) -> str | None:
+    """An attribute cell as text (None when blank): a short name, like a category."""
+    return check_text(column, value, max_chars=MAX_NAME, required=False) or None
+
+
 def missing_columns(columns: list[str], *, require_image: bool = True) -> list[str]:
     """The candidate columns a table lacks: named once for the whole table, never once per row."""
     return [c for c in CANDIDATE_REQUIRED if c not in columns and (c != "image" or require_image)]
@@ -215,16 +253,23 @@ def validate_frame(
 ) -> tuple[pd.DataFrame, list[Problem]]:
     """Check every row; return the typed frame (bad cells left as NaN) and the list of problems.
 
-    History rows (``require_target``) are ``LaunchedSku``s, candidate rows ``Sku``s. The frame keeps
-    every input row in its order, so callers that tolerate bad rows (batch scoring) can report them
-    beside the good ones.
+    History rows (``require_target``) are ``LaunchedSku``s whose picture and cost price may be
+    absent; candidate rows are ``Sku``s held to ``spec``'s requirements. Attribute columns
+    (``attribute_columns``) are kept as text. The frame keeps every input row in its order, so
+    callers that tolerate bad rows (batch scoring) can report them beside the good ones.
     """
     columns = [str(c) for c in raw.columns]
+    attributes = attribute_columns(raw, spec)
     needed = [*REQUIRED, spec.target] if require_target else [
-        c for c in CANDIDATE_REQUIRED if c != "image" or spec.require_image]
+        c for c in CANDIDATE_REQUIRED if (c != "image" or spec.require_image)
+        and (c != "cost_price" or spec.require_cost_price)]
+    if require_target and spec.attributes is not None:
+        needed += list(spec.attributes)  # named by the settings: a history without one is a mistake
     missing = [c for c in needed if c not in columns]
     if missing:
         return pd.DataFrame(), [Problem(None, column, "required column is missing") for column in missing]
+    if require_target:
+        spec = replace(spec, require_cost_price=False, require_image=False)
 
     model = LaunchedSku if require_target else Sku
     context = {"max_text_chars": max_text_chars, "require_cost_price": spec.require_cost_price, "table": True}
@@ -247,6 +292,13 @@ def validate_frame(
         row["image"] = record.get("image")
         row["image_path"] = _image_path(root, record.get("image"), spec, check_images,
                                         (max_image_bytes, max_image_pixels), number, mine)
+        for column in attributes:
+            try:
+                row[column] = attribute_value(column, record.get(column))
+            except FieldError as error:
+                row[column] = None
+                if require_target or spec.attributes is not None:  # a candidate's other columns are not read
+                    mine.append(Problem(number, column, error.reason))
         for column in targets:
             try:
                 row[column] = check_sales(column, record.get(column))
@@ -256,7 +308,7 @@ def validate_frame(
         rows.append(row)
         problems.extend(mine)
         row_errors.append("; ".join(f"{p.column}: {p.reason}" for p in mine) or None)
-    return _typed_frame(rows, targets, row_errors), problems
+    return _typed_frame(rows, [*targets, *attributes], row_errors, attributes), problems
 
 
 def _image_path(root: Path, value: object, spec: CatalogueSpec, check: bool, limits: tuple[int, int],
@@ -272,10 +324,11 @@ def _image_path(root: Path, value: object, spec: CatalogueSpec, check: bool, lim
         return None
 
 
-def _typed_frame(rows: list[dict], targets: list[str], row_errors: list[str | None]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows, columns=[*FIELDS, "image_path", *targets])
+def _typed_frame(rows: list[dict], extra: list[str], row_errors: list[str | None],
+                 attributes: list[str]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=list(dict.fromkeys([*FIELDS, "image_path", *extra])))
     frame["launch_date"] = pd.to_datetime(frame["launch_date"], errors="coerce")
-    for c in ("cost_price", "list_price", *targets):
+    for c in ("cost_price", "list_price", *(c for c in extra if c not in attributes)):
         frame[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
     for c in ("description", "channel"):
         frame[c] = frame[c].fillna("")
@@ -288,17 +341,28 @@ def load_catalogue(
     *,
     require_target: bool = True,
     spec: CatalogueSpec = DEFAULT_SPEC,
+    sales: str | Path | None = None,
     **limits: Any,
 ) -> Catalogue:
-    """Load and validate a catalogue file; raise ``CatalogueError`` listing every problem."""
+    """Load and validate a catalogue file; raise ``CatalogueError`` listing every problem.
+
+    ``sales``: a file of daily sales (one row per SKU and day) that gives the history its target
+    and curve (``features.daily``); a catalogue that holds such rows itself is read the same way.
+    The returned catalogue's spec names the attribute columns found."""
+    from features.daily import is_daily, with_daily_sales
+
     path = Path(path)
     if not path.is_file():
         raise CatalogueError([Problem(None, "file", f"{path} does not exist")])
     raw = read_table(path)
+    notes: list[str] = []
+    if require_target and (sales is not None or is_daily(raw, spec)):
+        raw, notes = with_daily_sales(raw, None if sales is None else read_table(Path(sales)), spec)
     frame, problems = validate_frame(raw, path.parent, require_target=require_target, spec=spec, **limits)
     if problems:
         raise CatalogueError(problems)
     if frame.empty:
         raise CatalogueError([Problem(None, "file", "the catalogue has no rows")])
-    return Catalogue(frame=frame.drop(columns="row_error"), root=path.parent.resolve(), spec=spec)
+    found = replace(spec, attributes=tuple(attribute_columns(raw, spec)))
+    return Catalogue(frame=frame.drop(columns="row_error"), root=path.parent.resolve(), spec=found, notes=notes)
 

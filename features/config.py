@@ -57,6 +57,14 @@ class ModelSettings(BaseModel):
     default_markup: float = Field(
         2.5, gt=1, description="List price / cost price assumed when the history has no list prices at all."
     )
+    attribute_columns: str = Field(
+        "", description="Comma-separated catalogue columns that are attributes (colour, fabric, season...): "
+        "features and analog keys of the model. Empty: every extra text column of the history.")
+
+    def attribute_names(self) -> tuple[str, ...] | None:
+        """The attribute columns the settings name, or None (every extra text column)."""
+        names = tuple(dict.fromkeys(n.strip() for n in self.attribute_columns.split(",") if n.strip()))
+        return names or None
 
     # The gate.
     gate_metric: str = "wape"

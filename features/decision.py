@@ -22,6 +22,8 @@ In order:
 4. Otherwise:                                                    GO      CLEARS_BREAK_EVEN (+ CLEARS_AT_P10)
 Assumed inputs add ASSUMED_LIST_PRICE / ASSUMED_CATEGORY / ASSUMED_LAUNCH_DATE to any answer, and
 analogs chosen by a person (excluded or pinned) add ANALOGS_OVERRIDDEN.
+Without a cost price (a model trained on a history without cost prices accepts a SKU without one)
+there is no break-even: REVIEW COST_PRICE_NEEDED, with the novelty reasons, whatever the forecast.
 """
 
 from __future__ import annotations
@@ -124,6 +126,8 @@ def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cos
     """The rule of the module docstring. ``assumed`` names the inputs that were absent;
     ``overridden`` says a person chose (some of) the analogs (ANALOGS_OVERRIDDEN); ``costly`` maps
     absent inputs to the holdout error without them when that error breaks the gate."""
+    if cost_price is None or not math.isfinite(cost_price):
+        return _no_break_even(p50, evidence or Evidence(top_similarity), rule, assumed, overridden)
     econ = Economics.of(cost_price, list_price, rule, list_price_assumed)
     units = econ.break_even_units
     evidence = evidence or Evidence(top_similarity)
@@ -160,3 +164,14 @@ def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cos
                       f"of {be}, but the range {p10:.0f}-{p90:.0f} is too wide to commit without a second look.")
     return answer("GO", ["CLEARS_BREAK_EVEN", *(["CLEARS_AT_P10"] if p10 >= units else [])],
                   f"Expected {p50:.0f} units (range {p10:.0f}-{p90:.0f}) clears the break-even of {be}.")
+
+
+def _no_break_even(p50: float, evidence: Evidence, rule: DecisionRule, assumed: tuple[str, ...],
+                   overridden: bool) -> Decision:
+    """REVIEW for a SKU without a cost price: the forecast stands, the break-even cannot be made."""
+    codes = [*evidence.reasons(rule), *(f"ASSUMED_{name.upper()}" for name in assumed if name != "list_price"),
+             *(["ANALOGS_OVERRIDDEN"] if overridden else [])]
+    shown = f"{p50:.0f} units" if math.isfinite(p50) else "no usable forecast"
+    return Decision("REVIEW", ["COST_PRICE_NEEDED", *codes],
+                    f"Without a cost price there is no break-even: the forecast of {shown} in 7 days is for a "
+                    f"person to weigh against the launch cost, or give the cost price.", math.nan)

@@ -19,6 +19,14 @@ category      the category of the SKU's most similar past SKUs (similarity-weigh
 channel       no channel, likewise.
 description   the copy is the title alone (the copy embedding is of the title).
 launch_date   today, the day the forecast is made; ``launch_date_assumed`` is set.
+cost_price    no cost: the cost features are missing (LightGBM's missing branch), the list price
+              cannot be assumed, and the decision has no break-even (REVIEW COST_PRICE_NEEDED).
+              Always allowed in a history; a candidate may lack it only when the model's history
+              had SKUs without one (it learnt what that absence means).
+image         no picture: the picture features are missing and similarity is the copy's alone;
+              allowed in a history, and in a candidate as for the cost price.
+attributes    (colour, fabric... columns of the catalogue) no value: that attribute's features
+              are missing; a value the history never held is absent too.
 ============  ===============================================================================
 
 Training masks each of ``MASKED`` on a share of its rows (``mask_optional``), so every flag and

@@ -25,6 +25,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "season": ("season_",),
     "channel": ("channel",),
     "readout": ("embedding_log_sales", "joint_top1_similarity"),
+    "attributes": ("attr",),  # the catalogue's attribute columns and their same-attribute analogs
 }
 
 

@@ -16,13 +16,14 @@ import pandas as pd
 
 from features.analogs import Override
 from features.assemble import OVERRIDE
+from features.catalogue import attribute_value
 from features.config import Settings
 from features.decision import DecisionRule, Evidence, decide
 from features.images import CheckedPicture, ImageError, decode_image
 from features.ledger.live import guard
 from features.model import Model
 from features.quantity import newsvendor
-from features.schema import Sku, validate
+from features.schema import FieldError, Sku, validate
 from serving.forecast_log import ForecastLog
 
 _log = logging.getLogger("trialcast.serving")
@@ -47,14 +48,23 @@ def decision_rule(settings: Settings) -> DecisionRule:
 
 def check_record(record: dict[str, Any], image: bytes | None, settings: Settings, categories: list[str],
                  *, image_required: bool = True, history: frozenset[str] | None = None,
-                 keep_pixels: int = 0) -> tuple[dict[str, Any], CheckedPicture | None]:
-    """A clean, typed record (the one SKU schema, ``features.schema.Sku``) and its checked picture,
-    or ``InvalidSku`` listing every field problem at once. Absent optional fields stay absent here:
-    their meaning is given inside the model's feature path, the same way training gave it. The
-    picture keeps its decoded image for the encoder when it has at most ``keep_pixels`` pixels."""
-    context = {"max_text_chars": settings.max_text_chars, "categories": categories, "history": history}
+                 keep_pixels: int = 0, cost_required: bool = True,
+                 attributes: tuple[str, ...] = ()) -> tuple[dict[str, Any], CheckedPicture | None]:
+    """A clean, typed record (the one SKU schema, ``features.schema.Sku``, plus the model's
+    ``attributes`` as short text) and its checked picture, or ``InvalidSku`` listing every field
+    problem at once. Absent optional fields stay absent here: their meaning is given inside the
+    model's feature path, the same way training gave it. The picture keeps its decoded image for
+    the encoder when it has at most ``keep_pixels`` pixels."""
+    context = {"max_text_chars": settings.max_text_chars, "categories": categories, "history": history,
+               "require_cost_price": cost_required}
     sku, found = validate(Sku, record, context)
     problems = [FieldProblem(name, reason) for name, reason in found]
+    values = {}
+    for column in attributes:
+        try:
+            values[column] = attribute_value(column, record.get(column))
+        except FieldError as error:
+            problems.append(FieldProblem(column, error.reason))
     checked = None
     if image is None and image_required:
         problems.append(FieldProblem("image", "is missing: upload the product picture"))
@@ -66,7 +76,7 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
             problems.append(FieldProblem("image", str(error)))
     if problems or sku is None:
         raise InvalidSku(problems)
-    clean = sku.model_dump()
+    clean = {**sku.model_dump(), **values}
     clean["sku_id"] = clean["sku_id"] or "new-sku"
     clean["list_price"] = math.nan if clean["list_price"] is None else clean["list_price"]
     clean["launch_date"] = pd.NaT if clean["launch_date"] is None else pd.Timestamp(clean["launch_date"])
@@ -75,8 +85,14 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
     return clean, checked
 
 
+# Without a cost price there is no margin, so no quantity to make (features.decision: COST_PRICE_NEEDED).
+NO_QUANTITY = {"units": None, "critical_ratio": None, "expected_leftover": None, "p_sell_out": None,
+               "salvage_value": None}
+
+
 class Predictor:
-    """A loaded model plus the decision rule; answers lists of records."""
+    """A loaded model plus the decision rule; answers lists of records. A SKU may lack a cost
+    price or a picture only when the model's history lacked them too (``absent_share``)."""
 
     def __init__(self, bundle: Model, settings: Settings, version: str | None = None):
         self.bundle = bundle  # the champion (a ``features.model.Model``)
@@ -87,6 +103,11 @@ class Predictor:
         self.encode_settings = settings.model_copy(update={"batch_size": settings.serve_encode_batch})
         self.history = frozenset(bundle.pipeline.history["sku_id"].astype(str))
         self.log = ForecastLog(settings, version)  # the forecast log and this version's live error
+        # What a SKU may lack: what the model's history lacked too (it learnt what absence means).
+        absent = bundle.pipeline.absent_share
+        self.cost_required = not absent.get("cost_price", 0.0) > 0
+        self.image_required = not absent.get("image", 0.0) > 0
+        self.attributes = tuple(bundle.pipeline.attributes)
 
     @property
     def categories(self) -> list[str]:
@@ -110,6 +131,8 @@ class Predictor:
             "decisions": {k: holdout.get(k) for k in ("go_precision", "go_recall", "review_rate", "base_rate")},
             "novelty_floors": self.bundle.meta.get("novelty"),
             "absence": self.bundle.meta.get("absence"),
+            "attributes": {column: len(values) for column, values in self.bundle.pipeline.attributes.items()},
+            "optional": {"cost_price": not self.cost_required, "image": not self.image_required},
         }
 
     def _costly(self, assumed: list[str]) -> dict[str, float]:
@@ -132,7 +155,7 @@ class Predictor:
         decision = guard(decision, self.log.live())
         econ = decision.economics
         quantity = newsvendor(forecast["p10"], forecast["p50"], forecast["p90"], econ["list_price"],
-                              econ["cost_price"], self.settings.salvage_share)
+                              econ["cost_price"], self.settings.salvage_share) if econ else NO_QUANTITY
         facts = self.model_facts()
         return {
             "sku_id": row["sku_id"],
@@ -163,7 +186,9 @@ class Predictor:
         for i, (record, image) in enumerate(zip(records, images)):
             try:
                 clean, picture = check_record(record, image, self.settings, self.categories, keep_pixels=budget,
-                                              image_required=image_required, history=self.history)
+                                              image_required=image_required and self.image_required,
+                                              history=self.history, cost_required=self.cost_required,
+                                              attributes=self.attributes)
                 clean_rows.append(clean)
                 good.append(i)
                 good_images.append(picture)

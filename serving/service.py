@@ -20,7 +20,7 @@ from pydantic import Field
 from starlette.responses import JSONResponse
 
 from features.config import get_settings
-from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalText, Price, Title
+from features.schema import OptionalDate, OptionalName, OptionalPrice, OptionalText, Title
 from serving import web
 from serving.champion import load_champion
 from serving.contract import Contract
@@ -83,6 +83,15 @@ def _warm_up(predictor: Any) -> str | None:
     return None
 
 
+async def _attribute_fields(ctx: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """The model's attribute columns among the form's fields (the form BentoML parsed already:
+    Starlette keeps it on the request). Their names vary by model, so the signature cannot list them."""
+    if not names or ctx is None:
+        return {}
+    form = await ctx.request.form()
+    return {name: form[name] for name in names if name in form and isinstance(form[name], str)}
+
+
 @bentoml.service(workers=1, threads=2, traffic={"timeout": 120}, http={"host": "127.0.0.1"})
 @bentoml.asgi_app(web.app, path="/")
 class Trialcast:
@@ -104,10 +113,13 @@ class Trialcast:
     @bentoml.api(route="/predict")
     async def predict(
         self,
-        image: Annotated[Path, Field(description="Product picture (JPEG, PNG, WebP).")],
         title: Annotated[Title, Field(description="Product title, Chinese and/or English.")],
-        cost_price: Annotated[Price, Field(description="Unit cost price, > 0, written with the digits "
-                                                        "0-9 and at most one decimal point (e.g. 45.50).")],
+        image: Annotated[Path | None, Field(description="Product picture (JPEG, PNG, WebP); may be left out only "
+                                                        "when the model's history had SKUs without one (see /model).")] = None,
+        cost_price: Annotated[OptionalPrice, Field(description="Unit cost price, > 0, written with the digits "
+                                                               "0-9 and at most one decimal point (e.g. 45.50); may be "
+                                                               "left out only when the model's history had SKUs without "
+                                                               "one (then REVIEW: no break-even).")] = None,
         description: Annotated[OptionalText, Field(description="Product description.")] = None,
         category: Annotated[OptionalName, Field(description="One of the model's categories (see /model); "
                                                         "absent: the category of its most similar past SKUs.")] = None,
@@ -121,17 +133,20 @@ class Trialcast:
                                                                "rank, comma-separated.")] = None,
         ctx: bentoml.Context = None,  # type: ignore[assignment]  # who asked (serving.limits.Exposure)
     ) -> dict:
-        """One SKU (the fields of ``features.schema.Sku``): P10/P50/P90 of 7-day units, the daily curve,
-        GO / REVIEW / NO_GO with reasons, the 5 most similar past SKUs, the model version and gate metric."""
+        """One SKU (the fields of ``features.schema.Sku``, and the model's attribute columns, e.g. colour
+        or fabric, as form fields of the same names: see ``attributes`` in /model): P10/P50/P90 of 7-day
+        units, the daily curve, GO / REVIEW / NO_GO with reasons, the 5 most similar past SKUs, the model
+        version and gate metric."""
         if self.predictor is None:
             return _status(ctx, web.not_ready())
         try:
-            picture = image.read_bytes()
+            picture = image.read_bytes() if image is not None else None
         except OSError:
             return _status(ctx, _invalid([{"field": "image", "reason": "the upload could not be read"}]))
         record = {"title": title, "description": description, "cost_price": cost_price, "category": category,
                   "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload",
-                  "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs}
+                  "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs,
+                  **await _attribute_fields(ctx, self.predictor.attributes)}
         owner = ctx.request.scope.get(OWNER_KEY) if ctx is not None else None
         answer = await self.batcher.submit(record, picture, owner)  # shares a model call with concurrent requests
         return answer if answer["ok"] else _status(ctx, _invalid(answer["errors"]))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,11 +54,19 @@ def load_dataset(
     return embed_catalogue(load_history(path, settings, spec=spec), settings, progress=progress)
 
 
-def load_history(path: str | Path, settings: Settings, *, spec: CatalogueSpec = DEFAULT_SPEC) -> Catalogue:
-    """The validated catalogue in launch order (no embedding yet: its fingerprint is known first)."""
+def history_spec(settings: Settings, spec: CatalogueSpec = DEFAULT_SPEC) -> CatalogueSpec:
+    """``spec`` with the attribute columns the settings name (None: every extra text column)."""
+    return replace(spec, attributes=settings.attribute_names())
+
+
+def load_history(path: str | Path, settings: Settings, *, spec: CatalogueSpec = DEFAULT_SPEC,
+                 sales: str | Path | None = None) -> Catalogue:
+    """The validated catalogue in launch order (no embedding yet: its fingerprint is known first);
+    ``sales``: daily sales rows that give it its target (``features.daily``)."""
     catalogue = load_catalogue(
         path,
-        spec=spec,
+        spec=history_spec(settings, spec),
+        sales=sales,
         max_text_chars=settings.max_text_chars,
         max_image_bytes=settings.max_image_bytes,
         max_image_pixels=settings.max_image_pixels,

@@ -48,9 +48,9 @@ def config_hash(settings: Settings) -> str:
 THUMBNAIL_PX = 128
 
 
-def thumbnail(path: str | None) -> bytes | None:
+def thumbnail(path: str | float | None) -> bytes | None:
     """A small JPEG of a past SKU's picture: the model carries these to show analogs."""
-    if not path:
+    if not isinstance(path, str) or not path:  # a past SKU without a picture (None, or NaN in a frame)
         return None
     with Image.open(path) as image:
         image = image.convert("RGB")
@@ -119,18 +119,22 @@ def build_model(result: TrainResult, data: Dataset, settings: Settings, gate: Ga
 
 
 def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = False, shuffle_target: bool = False,
-              launches: bool = False, progress: bool = True, echo=print) -> dict[str, Any]:
+              launches: bool = False, progress: bool = True, echo=print,
+              sales: str | Path | None = None) -> dict[str, Any]:
     """Train, evaluate, gate, log and register. With ``retrain``, a snapshot already trained with
     the same configuration is a no-op. With ``launches``, the launched SKUs whose first 7 days are
     in the forecast log join the history (``training.data.with_launches``): the snapshot then
-    changes as launches complete, so a retrain is a no-op only when nothing new has sold."""
+    changes as launches complete, so a retrain is a no-op only when nothing new has sold.
+    ``sales``: daily sales rows that give the catalogue its target (``features.daily``)."""
     client = registry.connect(settings)
     recovered = registry.recover(client, settings)
     for run_id in recovered["closed_runs"]:
         echo(f"closed run {run_id} as FAILED: the process that ran it was killed")
     for version, alias, reason in recovered["decided"]:
         echo(f"version {version} -> {alias}: {reason}")
-    history = load_history(catalogue, settings, spec=DEFAULT_SPEC)
+    history = load_history(catalogue, settings, spec=DEFAULT_SPEC, sales=sales)
+    for note in history.notes:
+        echo(note)
     joined = None
     if launches:
         history, joined = with_launches(history, settings)

@@ -40,19 +40,24 @@ class TrialcastModel(PythonModel):
         given = [bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else None for v in frame["image"]]
         frame["image"] = [None if b is not None else v for v, b in zip(frame["image"], given)]
         frame["sku_id"] = frame["sku_id"].fillna(pd.Series(range(len(frame))).astype(str))
-        spec = replace(DEFAULT_SPEC, require_image=not any(b is not None for b in given))
+        # What a SKU may lack is what the model's history lacked (serving.predictor.Predictor says why).
+        absent = self.model.pipeline.absent_share
+        picture_optional = absent.get("image", 0.0) > 0
+        spec = replace(DEFAULT_SPEC, require_image=not picture_optional and not any(b is not None for b in given),
+                       require_cost_price=not absent.get("cost_price", 0.0) > 0,
+                       attributes=tuple(self.model.pipeline.attributes))
         typed, problems = validate_frame(
             frame, root=Path((params or {}).get("root", ".")), require_target=False, spec=spec,
             max_text_chars=settings.max_text_chars, max_image_bytes=settings.max_image_bytes,
             max_image_pixels=settings.max_image_pixels,
         )
         paths = [p if isinstance(p, str) and p else None for p in typed["image_path"]] if len(typed) else []
-        if not spec.require_image:  # a row with neither bytes nor a path has no picture: still an error
+        if not spec.require_image and not picture_optional:  # neither bytes nor a path: no picture, an error
             problems += [Problem(i + 1, "image", "is missing") for i, (b, p) in enumerate(zip(given, paths))
                          if b is None and p is None]
         if problems:
             raise ValueError("; ".join(str(p) for p in problems))
-        images = [b if b is not None else Path(p).read_bytes() for b, p in zip(given, paths)]
+        images = [b if b is not None else Path(p).read_bytes() if p else None for b, p in zip(given, paths)]
         results = self.model.forecast(typed, settings, images=images)
         return pd.DataFrame(results)
 

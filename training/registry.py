@@ -157,7 +157,8 @@ def _signature() -> ModelSignature:
     text, number = DataType.string, DataType.double
     inputs = Schema([
         col(text, "sku_id", False), col(AnyType(), "launch_date", False), col(text, "category", False),
-        col(text, "title"), col(text, "description", False), col(AnyType(), "image"), col(number, "cost_price"),
+        col(text, "title"), col(text, "description", False), col(AnyType(), "image", False),
+        col(number, "cost_price", False),  # required unless the model's history lacked them (training/pyfunc.py)
         col(number, "list_price", False), col(text, "channel", False),
     ])
     analog = Object([Property("sku_id", text), Property("title", text), Property("category", text),

@@ -78,15 +78,20 @@ def embed(
 
 @app.command(name="train")
 def train_command(
-    catalogue: Path = typer.Argument(..., help="History catalogue with sales."),
+    catalogue: Path = typer.Argument(..., help="History catalogue with sales (or with daily sales rows: sku_id, date, units)."),
     shuffle_target: bool = typer.Option(False, help="Train on shuffled targets (a deliberately useless model)."),
     engine: str = typer.Option(None, "--engine", help="Embedding and the independent fits on local, ray, or auto (embedding: Ray from TRIALCAST_RAY_MIN_EMBEDDINGS new vectors; fits: Ray with a cluster configured)."),
+    sales: Path = typer.Option(None, "--sales", help="Daily sales (sku_id, date, units; one row per SKU and day): the first 7 days from each SKU's first day with sales are its target."),
+    threads: int = typer.Option(None, "--threads", min=1, help="CPU threads of every pool (default: TRIALCAST_THREADS or 2)."),
 ) -> None:
     """Train, evaluate on the most recent launches, gate, log to MLflow and register."""
     _input_file(catalogue, "catalogue")
+    if sales is not None:
+        _input_file(sales, "daily sales file")
     from training.jobs import run_train
 
-    _dump(run_train(catalogue, _settings(embed_engine=engine, train_engine=engine), shuffle_target=shuffle_target, echo=typer.echo))
+    _dump(run_train(catalogue, _settings(embed_engine=engine, train_engine=engine, threads=threads),
+                    shuffle_target=shuffle_target, echo=typer.echo, sales=sales))
 
 
 @app.command()

@@ -123,12 +123,13 @@ def test_new_sku_table_ignores_sales_columns_it_does_not_need(make_catalogue, ki
 def test_missing_columns_reported_together(make_catalogue, kit):
     rows = kit.catalogue_rows(3)
     for row in rows:
-        del row["cost_price"]
+        del row["category"]
         del row["title"]
+        del row["cost_price"]  # a history may lack it altogether (features.schema.ABSENT)
     with pytest.raises(CatalogueError) as info:
         load_catalogue(make_catalogue(rows=rows))
     problems = info.value.problems
-    assert {(p.row, p.column) for p in problems} == {(None, "cost_price"), (None, "title")}
+    assert {(p.row, p.column) for p in problems} == {(None, "category"), (None, "title")}
     assert all(p.reason == "required column is missing" for p in problems)
     assert "table, column 'title': required column is missing" in str(info.value)
 
@@ -182,7 +183,8 @@ def test_every_violation_reported_at_once_with_row_column_reason(tmp_path, kit):
     rows[14]["title"] = "   "
     rows[15]["description"] = "长" * 5_001
     rows[16]["image"] = "img/bomb.png"
-    rows[16]["cost_price"] = ""  # two problems in one row: both reported
+    rows[16]["cost_price"] = ""  # absent in a history: allowed (features.schema.ABSENT)
+    rows[16]["title"] = ""  # two problems in one row: both reported
     path = folder / "catalogue.csv"
     pd.DataFrame(rows).to_csv(path, index=False)
 
@@ -205,7 +207,7 @@ def test_every_violation_reported_at_once_with_row_column_reason(tmp_path, kit):
         (14, "image", "must be a path relative to the catalogue folder"),
         (15, "title", "is empty"),
         (16, "description", "5,001 characters, over the limit of 5,000"),
-        (17, "cost_price", "is missing"),
+        (17, "title", "is empty"),
         (17, "image", "pixels"),
     ]
     assert [(p.row, p.column) for p in problems] == [(r, c) for r, c, _ in expected]
@@ -260,14 +262,16 @@ def test_spec_may_allow_missing_picture_and_cost(tmp_path, kit):
     rows[0]["image"] = ""
     rows[1]["cost_price"] = ""
     spec = CatalogueSpec(require_image=False, require_cost_price=False)
-    frame, problems = validate_frame(pd.DataFrame(rows), tmp_path, spec=spec)
+    frame, problems = validate_frame(pd.DataFrame(rows), tmp_path, spec=spec, require_target=False)
     assert problems == []
     assert pd.isna(frame["image_path"].iloc[0]) and np.isnan(frame["cost_price"].iloc[1])
-    _, problems = validate_frame(pd.DataFrame(rows), tmp_path)
+    _, problems = validate_frame(pd.DataFrame(rows), tmp_path, require_target=False)  # candidates need both
     assert [(p.row, p.column, p.reason) for p in problems] == [
         (1, "image", "is missing"),
         (2, "cost_price", "is missing"),
     ]
+    frame, problems = validate_frame(pd.DataFrame(rows), tmp_path)  # a history may lack them
+    assert problems == [] and pd.isna(frame["image_path"].iloc[0]) and np.isnan(frame["cost_price"].iloc[1])
 
 
 def test_unknown_file_type_and_missing_file(tmp_path):
