@@ -81,11 +81,13 @@ def picture_index(root: Path) -> dict[str, Path]:
     return index
 
 
-def find_picture(root: Path, record: dict[str, Any], index: dict[str, Path] | None) -> Path | None:
+def find_picture(root: Path, record: dict[str, Any], index: dict[str, Path] | None,
+                 required: bool = True) -> Path | None:
     """The row's picture: its path under ``root``; else (``index`` given) a picture of the same file
-    name anywhere in the upload, or named after the row's sku_id."""
+    name anywhere in the upload, or named after the row's sku_id. ``required``: a row without one is
+    an error (not for a model that learnt what a missing picture means)."""
     try:
-        path = resolve_image(root, record.get("image"), required=index is None)
+        path = resolve_image(root, record.get("image"), required=required and index is None)
     except FieldError as error:
         if index is None or "escapes" in error.reason or "relative" in error.reason:
             raise
@@ -98,6 +100,8 @@ def find_picture(root: Path, record: dict[str, Any], index: dict[str, Path] | No
         if key and key in index:
             return index[key]
     if not value:
+        if not required:
+            return None
         raise FieldError("image", "is missing")
     raise FieldError("image", f"no picture {value!r} for this row in the upload: add it to the zip or upload it")
 
@@ -111,7 +115,7 @@ def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[
     path_errors: dict[int, str] = {}
     for i, record in enumerate(records):
         try:
-            path = find_picture(root, record, index)
+            path = find_picture(root, record, index, predictor.image_required)
             size = path.stat().st_size if path else 0
             if size > predictor.settings.max_image_bytes:  # do not read a huge file only to refuse it
                 raise FieldError("image", f"the file is {size:,} bytes, over the limit of "

@@ -85,6 +85,16 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
     return clean, checked
 
 
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinite number as None, as JSON can carry it (a history without
+    prices has no GO precision: NaN)."""
+    if isinstance(value, dict):
+        return {k: finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite_or_none(v) for v in value]
+    return None if isinstance(value, float) and not math.isfinite(value) else value
+
+
 # Without a cost price there is no margin, so no quantity to make (features.decision: COST_PRICE_NEEDED).
 NO_QUANTITY = {"units": None, "critical_ratio": None, "expected_leftover": None, "p_sell_out": None,
                "salvage_value": None}
@@ -116,7 +126,7 @@ class Predictor:
     def model_facts(self) -> dict[str, Any]:
         gate = self.bundle.meta.get("gate", {})
         holdout = self.bundle.meta.get("holdout", {})
-        return {
+        facts = {
             "version": self.version,
             "trained_on": self.bundle.meta.get("trained_on"),
             "train_end": self.bundle.meta.get("train_end"),
@@ -134,6 +144,7 @@ class Predictor:
             "attributes": {column: len(values) for column, values in self.bundle.pipeline.attributes.items()},
             "optional": {"cost_price": not self.cost_required, "image": not self.image_required},
         }
+        return finite_or_none(facts)
 
     def _costly(self, assumed: list[str]) -> dict[str, float]:
         """Absent inputs whose absence broke the gate on the training holdout (README: what absence costs)."""

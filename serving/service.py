@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -83,13 +84,23 @@ def _warm_up(predictor: Any) -> str | None:
     return None
 
 
-async def _attribute_fields(ctx: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """The model's attribute columns among the form's fields (the form BentoML parsed already:
-    Starlette keeps it on the request). Their names vary by model, so the signature cannot list them."""
-    if not names or ctx is None:
-        return {}
-    form = await ctx.request.form()
-    return {name: form[name] for name in names if name in form and isinstance(form[name], str)}
+def _attributes(given: Any, names: tuple[str, ...]) -> tuple[dict[str, Any], list[dict[str, str]]]:
+    """The ``attributes`` form field (a JSON object: attribute column -> value) as record fields, or
+    the problem with it. A name the model does not know is refused (a typo would be silently absent)."""
+    if given is None or given == "":
+        return {}, []
+    if isinstance(given, str):  # the form's text as typed (serving/form.py)
+        try:
+            given = json.loads(given)
+        except ValueError:
+            given = None
+    if not isinstance(given, dict):
+        return {}, [{"field": "attributes", "reason": 'must be a JSON object, e.g. {"colour": "red"}'}]
+    unknown = [str(k) for k in given if k not in names]
+    if unknown:
+        known = ", ".join(names) or "none"
+        return {}, [{"field": "attributes", "reason": f"unknown attribute {', '.join(unknown[:5])}; known: {known}"}]
+    return dict(given), []
 
 
 @bentoml.service(workers=1, threads=2, traffic={"timeout": 120}, http={"host": "127.0.0.1"})
@@ -114,8 +125,11 @@ class Trialcast:
     async def predict(
         self,
         title: Annotated[Title, Field(description="Product title, Chinese and/or English.")],
-        image: Annotated[Path | None, Field(description="Product picture (JPEG, PNG, WebP); may be left out only "
-                                                        "when the model's history had SKUs without one (see /model).")] = None,
+        # ``Path`` with a None default, not ``Path | None``: BentoML recognises a file field only in a
+        # plain annotation (it leaves a ``|`` union unpatched, and fails on an Optional file).
+        image: Annotated[Path, Field(  # noqa: RUF013 (see above)
+            description="Product picture (JPEG, PNG, WebP); may be left out only when the model's history had "
+                        "SKUs without one (see /model).")] = None,  # type: ignore[assignment]
         cost_price: Annotated[OptionalPrice, Field(description="Unit cost price, > 0, written with the digits "
                                                                "0-9 and at most one decimal point (e.g. 45.50); may be "
                                                                "left out only when the model's history had SKUs without "
@@ -127,6 +141,9 @@ class Trialcast:
                                                                "x the category's usual markup.")] = None,
         launch_date: Annotated[OptionalDate, Field(description="Planned launch date YYYY-MM-DD; absent: today.")] = None,
         channel: Annotated[OptionalName, Field(description="Sales channel.")] = None,
+        attributes: Annotated[Any, Field(description='The model\'s attribute columns (see "attributes" in '
+                                                 '/model) as a JSON object, e.g. {"colour": "red", "fabric": '
+                                                 '"silk"}; an absent or unknown value is absent.')] = None,
         exclude_analogs: Annotated[OptionalText, Field(description="Past sku_ids never to use as analogs, "
                                                                    "comma-separated.")] = None,
         pin_analogs: Annotated[OptionalText, Field(description="Past sku_ids to use as analogs whatever their "
@@ -134,7 +151,7 @@ class Trialcast:
         ctx: bentoml.Context = None,  # type: ignore[assignment]  # who asked (serving.limits.Exposure)
     ) -> dict:
         """One SKU (the fields of ``features.schema.Sku``, and the model's attribute columns, e.g. colour
-        or fabric, as form fields of the same names: see ``attributes`` in /model): P10/P50/P90 of 7-day
+        or fabric, in ``attributes``): P10/P50/P90 of 7-day
         units, the daily curve, GO / REVIEW / NO_GO with reasons, the 5 most similar past SKUs, the model
         version and gate metric."""
         if self.predictor is None:
@@ -145,8 +162,11 @@ class Trialcast:
             return _status(ctx, _invalid([{"field": "image", "reason": "the upload could not be read"}]))
         record = {"title": title, "description": description, "cost_price": cost_price, "category": category,
                   "list_price": list_price, "launch_date": launch_date, "channel": channel, "sku_id": "upload",
-                  "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs,
-                  **await _attribute_fields(ctx, self.predictor.attributes)}
+                  "exclude_analogs": exclude_analogs, "pin_analogs": pin_analogs}
+        values, problems = _attributes(attributes, self.predictor.attributes)
+        if problems:
+            return _status(ctx, _invalid(problems))
+        record.update(values)
         owner = ctx.request.scope.get(OWNER_KEY) if ctx is not None else None
         answer = await self.batcher.submit(record, picture, owner)  # shares a model call with concurrent requests
         return answer if answer["ok"] else _status(ctx, _invalid(answer["errors"]))
