@@ -92,6 +92,9 @@ def with_launches(catalogue: Catalogue, settings: Settings) -> tuple[Catalogue, 
     ours = raw["sku_id"].isin(known).to_numpy()
     report["in_catalogue"] = int(ours.sum())
     raw = raw[~ours].reset_index(drop=True)
+    for column in catalogue.spec.attributes or ():  # the log keeps no attributes: absent for these launches
+        if column not in raw:
+            raw[column] = None
     frame, _ = validate_frame(raw.drop(columns="forecast_id"), folder, spec=catalogue.spec,
                                      max_text_chars=settings.max_text_chars, max_image_bytes=settings.max_image_bytes,
                                      max_image_pixels=settings.max_image_pixels)

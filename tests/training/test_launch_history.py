@@ -97,3 +97,18 @@ def test_the_snapshot_changes_only_when_a_launch_completes(setup) -> None:
     assert not ingest(engine, sold("sku_id", "NEW-4", 7))["errors"]  # its last two days arrive
     merged, _ = with_launches(base, settings)
     assert "NEW-4" in set(merged.frame["sku_id"]) and fingerprint(merged) != first
+
+
+def test_launches_join_a_history_with_attribute_columns_as_absent(setup, tmp_path, kit) -> None:
+    """The forecast log keeps no attribute columns: a launch joins a history that has them, with
+    them absent (the one meaning of an absent attribute), not refused for a missing column."""
+    _, settings, _, _ = setup
+    rows = kit.catalogue_rows(6, start="2024-06-01")
+    for i, row in enumerate(rows):
+        row["colour"] = ("red", "blue")[i % 2]
+    base = load_catalogue(kit.write_catalogue(tmp_path / "with-colour", rows))
+    assert base.spec.attributes == ("colour",)
+    merged, report = with_launches(base, settings)
+    new = merged.frame[~merged.frame["sku_id"].isin(base.frame["sku_id"])]
+    assert report["added"] == 3 and new["colour"].isna().all()
+    assert merged.frame.set_index("sku_id").loc["SKU0001", "colour"] == "blue"
