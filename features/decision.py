@@ -6,9 +6,11 @@ Break-even units = launch cost / unit margin (list price - cost price). The list
 the model used: given, or assumed (features.schema: cost x the category's usual markup); the answer
 says which, and at what markup.
 
-In order:
+In order (every check runs; a REVIEW lists all that apply, in this order):
 0. A forecast that is not a finite number:                      REVIEW  INVALID_FORECAST
-1. Novel SKU, any of: no similar past SKU jointly               REVIEW  NO_SIMILAR_HISTORY
+1. An absent input whose absence breaks the gate on the holdout REVIEW  INPUT_NEEDED
+   (``extra["missing"]``: each such field and the error without it).
+   Novel SKU, any of: no similar past SKU jointly               REVIEW  NO_SIMILAR_HISTORY
    (best joint similarity below the floor), picture unlike        PICTURE_UNLIKE_HISTORY
    every past picture, copy unlike every past copy (floors set     COPY_UNLIKE_HISTORY
    on the holdout: see features.novelty), the picture's nearest    CATEGORY_PICTURE_MISMATCH
@@ -125,9 +127,12 @@ def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cos
            costly: dict[str, float] | None = None) -> Decision:
     """The rule of the module docstring. ``assumed`` names the inputs that were absent;
     ``overridden`` says a person chose (some of) the analogs (ANALOGS_OVERRIDDEN); ``costly`` maps
-    absent inputs to the holdout error without them when that error breaks the gate."""
+    absent inputs to the holdout error without them when that error breaks the gate.
+
+    Every check runs before the label is chosen, so one answer lists every reason at once, in the
+    order a person acts on them: inputs to give, novelty per modality, category, economics, lean."""
     if cost_price is None or not math.isfinite(cost_price):
-        return _no_break_even(p50, evidence or Evidence(top_similarity), rule, assumed, overridden)
+        return _no_break_even(p50, evidence or Evidence(top_similarity), rule, assumed, overridden, costly or {})
     econ = Economics.of(cost_price, list_price, rule, list_price_assumed)
     units = econ.break_even_units
     evidence = evidence or Evidence(top_similarity)
@@ -135,43 +140,72 @@ def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cos
     codes = (["ASSUMED_LIST_PRICE"] if econ.list_price_assumed else []) + codes
     codes += ["ANALOGS_OVERRIDDEN"] if overridden else []
     be = "no positive margin" if math.isinf(units) else f"{units:.0f} units"
+    missing = [{"field": name, "error": float(error)} for name, error in (costly or {}).items()]
+    extra = {"missing": missing} if missing else {}
 
     def answer(label: str, reasons: list[str], message: str) -> Decision:
-        return Decision(label, [*reasons, *codes], message, units, econ.list_price_assumed, asdict(econ))
+        return Decision(label, [*reasons, *codes], message, units, econ.list_price_assumed, asdict(econ), extra)
 
     if not all(math.isfinite(x) for x in (p10, p50, p90)):  # never let a broken number read as GO
         return answer("REVIEW", ["INVALID_FORECAST"], f"The model gave no usable forecast (P10/P50/P90 = "
                       f"{p10}/{p50}/{p90}): a person should judge this SKU.")
-    if costly:
-        shown = ", ".join(f"{name} ({error:.0%})" for name, error in costly.items())
-        return answer("REVIEW", ["INPUT_NEEDED", *_lean(p50, p90, units)],
-                      f"Without {shown} the model's error on past launches is above the gate: a person decides, "
-                      f"or give it. The forecast of {p50:.0f} units against the break-even of {be} is only a lean.")
+    held = (["INPUT_NEEDED"] if missing else []) + evidence.reasons(rule)
+    label, money, said = _economics(p10, p50, p90, units, be, rule)
+    if not held:
+        return answer(label, money, said)
+    economics = [c for c in money if c == "TOO_UNCERTAIN"]  # the lean below says which side of break-even
+    lean = f"The forecast of {p50:.0f} units against the break-even of {be} is only a lean."
+    sentences = [_held_sentence(missing, evidence, rule), said, lean]
+    return answer("REVIEW", [*held, *economics, *_lean(p50, p90, units)], " ".join(s for s in sentences if s))
+
+
+def field_words(field: str) -> str:
+    """An input's name as the English sentences write it (``launch_date``: launch date)."""
+    return field.replace("_", " ")
+
+
+def _held_sentence(missing: list[dict], evidence: Evidence, rule: DecisionRule) -> str:
+    """Why a person decides: each input to give (with the holdout error without it) and each way
+    the SKU is unlike the history."""
+    out = []
+    if missing:
+        shown = ", ".join(f"the {field_words(m['field'])} (error {m['error']:.0%} on past launches without it)"
+                          for m in missing)
+        out.append(f"Give {shown}: without it the model's error is above the gate, so a person decides.")
     novel = evidence.reasons(rule)
     if novel:
         sim = f"{evidence.joint:.2f}" if _finite(evidence.joint) else "none"
-        return answer("REVIEW", [*novel, *_lean(p50, p90, units)],
-                      f"This SKU is unlike the history the model learnt from ({', '.join(novel)}; best joint "
-                      f"similarity {sim}): a person decides. The forecast of {p50:.0f} units against the "
-                      f"break-even of {be} is only a lean.")
+        out.append(f"This SKU is unlike the history the model learnt from ({', '.join(novel)}; best joint "
+                   f"similarity {sim}): a person decides.")
+    return " ".join(out)
+
+
+def _economics(p10: float, p50: float, p90: float, units: float, be: str, rule: DecisionRule
+               ) -> tuple[str, list[str], str]:
+    """The label, codes and sentence the band and the break-even alone give (steps 2-4)."""
     if p50 < units:
         extra = ["BELOW_BREAK_EVEN_AT_P90"] if p90 < units else []
-        return answer("NO_GO", ["BELOW_BREAK_EVEN", *extra], f"Expected {p50:.0f} units in 7 days is below the "
-                      f"break-even of {be}" + (" even in the optimistic case (P90)." if extra else "."))
+        return "NO_GO", ["BELOW_BREAK_EVEN", *extra], (f"Expected {p50:.0f} units in 7 days is below the break-even "
+                                                      f"of {be}" + (" even in the optimistic case (P90)." if extra else "."))
     spread = (p90 - p10) / p50 if p50 > 0 else math.inf
     if spread > rule.max_relative_spread and p10 < units:
-        return answer("REVIEW", ["TOO_UNCERTAIN", "LEANS_GO"], f"Expected {p50:.0f} units clears the break-even "
-                      f"of {be}, but the range {p10:.0f}-{p90:.0f} is too wide to commit without a second look.")
-    return answer("GO", ["CLEARS_BREAK_EVEN", *(["CLEARS_AT_P10"] if p10 >= units else [])],
-                  f"Expected {p50:.0f} units (range {p10:.0f}-{p90:.0f}) clears the break-even of {be}.")
+        return "REVIEW", ["TOO_UNCERTAIN", "LEANS_GO"], (f"Expected {p50:.0f} units clears the break-even of {be}, but "
+                                                         f"the range {p10:.0f}-{p90:.0f} is too wide to commit without "
+                                                         "a second look.")
+    return "GO", ["CLEARS_BREAK_EVEN", *(["CLEARS_AT_P10"] if p10 >= units else [])], (
+        f"Expected {p50:.0f} units (range {p10:.0f}-{p90:.0f}) clears the break-even of {be}.")
 
 
 def _no_break_even(p50: float, evidence: Evidence, rule: DecisionRule, assumed: tuple[str, ...],
-                   overridden: bool) -> Decision:
+                   overridden: bool, costly: dict[str, float]) -> Decision:
     """REVIEW for a SKU without a cost price: the forecast stands, the break-even cannot be made."""
-    codes = [*evidence.reasons(rule), *(f"ASSUMED_{name.upper()}" for name in assumed if name != "list_price"),
+    missing = [{"field": name, "error": float(error)} for name, error in costly.items()]
+    codes = [*(["INPUT_NEEDED"] if missing else []), *evidence.reasons(rule),
+             *(f"ASSUMED_{name.upper()}" for name in assumed if name != "list_price"),
              *(["ANALOGS_OVERRIDDEN"] if overridden else [])]
     shown = f"{p50:.0f} units" if math.isfinite(p50) else "no usable forecast"
     return Decision("REVIEW", ["COST_PRICE_NEEDED", *codes],
                     f"Without a cost price there is no break-even: the forecast of {shown} in 7 days is for a "
-                    f"person to weigh against the launch cost, or give the cost price.", math.nan)
+                    f"person to weigh against the launch cost, or give the cost price. "
+                    f"{_held_sentence(missing, evidence, rule)}".strip(), math.nan,
+                    extra={"missing": missing} if missing else {})

@@ -98,8 +98,20 @@ def launch_warning(launch: str | None, span: tuple[date, date] | None, lang: str
     return {"code": "LAUNCH_FAR_FROM_HISTORY", "params": params, "message": m.text("r.launch_far", lang, **params)}
 
 
-def reason_words(codes: list[str], lang: str) -> list[str]:
-    return [m.text(f"reason.{c}", lang) if m.has(f"reason.{c}") else c for c in codes]
+def reason_params(code: str, decision: dict[str, Any], lang: str) -> dict[str, str]:
+    """The parameters a reason's sentence names: INPUT_NEEDED names each missing field in words,
+    with the holdout error without it (``decision.extra.missing``)."""
+    if code != "INPUT_NEEDED":
+        return {}
+    missing = (decision.get("extra") or {}).get("missing") or []
+    named = [m.text("reason.input_field", lang, field=m.field_name(str(x.get("field")), lang),
+                    error=m.percent(x.get("error"))) for x in missing if isinstance(x, dict)]
+    return {"fields": m.text("why.join", lang).join(named)} if named else {}
+
+
+def reason_words(codes: list[str], lang: str, decision: dict[str, Any] | None = None) -> list[str]:
+    return [m.text(f"reason.{c}", lang, **reason_params(c, decision or {}, lang)) if m.has(f"reason.{c}") else c
+            for c in codes]
 
 
 def verdict(label: str, reasons: list[str], lang: str) -> str:
@@ -114,7 +126,7 @@ def decision_sentence(answer: dict[str, Any], lang: str) -> str:
     be = d.get("break_even_units")
     numbers = {"p50": m.units(f["p50"]), "p10": m.units(f["p10"]), "p90": m.units(f["p90"]), "be": m.units(be)}
     summary = m.text("r.summary" if m._finite(be) else "r.summary_no_be", lang, **numbers)
-    words = [w for c, w in zip(d["reasons"], reason_words(d["reasons"], lang))
+    words = [w for c, w in zip(d["reasons"], reason_words(d["reasons"], lang, d))
              if c not in ("CLEARS_BREAK_EVEN", "BELOW_BREAK_EVEN")]
     tail = m.text("decision.reasons", lang, reasons=m.text("why.join", lang).join(words)) if words else ""
     return m.text("decision.sentence", lang, verdict=verdict(d["label"], d["reasons"], lang), summary=summary) + (
@@ -156,7 +168,7 @@ def display(answer: dict[str, Any], lang: str, currency: str) -> dict[str, Any]:
         "top_similarity": m.percent(analogs[0]["similarity"]) if analogs else "–",
         "category": m.name("category", category, lang) if category else "–",
         "label": m.text(f"label.{d['label']}", lang) if m.has(f"label.{d['label']}") else d["label"],
-        "reasons": reason_words(d["reasons"], lang),
+        "reasons": reason_words(d["reasons"], lang, d),
         "message": decision_sentence(answer, lang),
         "analogs": [{"sku_id": a.get("sku_id"), "similarity": m.percent(a.get("similarity")),
                      "sales": m.units(a.get("sales")), "category": m.name("category", a.get("category"), lang)}

@@ -317,6 +317,16 @@ function known(key) {
   return key in TEXT.en;
 }
 
+/** A reason in words; INPUT_NEEDED names each missing field and the error without it (decision.extra.missing). */
+function reasonText(code, decision) {
+  if (!known(`reason.${code}`)) return code;
+  const missing = ((decision || {}).extra || {}).missing;
+  if (code !== "INPUT_NEEDED" || !Array.isArray(missing) || !missing.length) return t(`reason.${code}`);
+  const fields = missing.map((x) => t("reason.input_field", { field: known(`field.${x.field}`) ? t(`field.${x.field}`) : x.field,
+    error: `${Math.round(Number(x.error) * 100)}%` })).join(t("why.join"));
+  return t(`reason.${code}`, { fields });
+}
+
 /** Verdict: the label in words, and for a REVIEW which way the evidence leans. */
 function verdictBlock(label, reasons) {
   const lean = [];
@@ -526,7 +536,7 @@ function renderResult(answer) {
     el("p", { id: "decision-summary", class: "summary" }, summary),
     el("h3", { class: "sr-only" }, t("r.reasons")),
     el("ul", { id: "reasons", class: "reasons" },
-      reasons.map((code) => el("li", { "data-code": code }, known(`reason.${code}`) ? t(`reason.${code}`) : code))),
+      reasons.map((code) => el("li", { "data-code": code }, reasonText(code, d)))),
     // the service's own sentence, when it is in the page's language (the page writes its own summary above)
     english && lang === "en" ? el("p", { id: "decision-message", class: "message", lang: "en" }, english) : null,
     ...(Array.isArray(answer.warnings) ? answer.warnings : []).map((w) =>

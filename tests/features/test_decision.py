@@ -113,8 +113,8 @@ def test_as_dict_is_what_the_service_returns() -> None:
 
 # ---------------------------------------------------------------- novelty per modality, leaning, economics
 def evidence(**changes) -> Evidence:
-    base = dict(joint=0.9, picture=0.9, copy=0.9, picture_floor=0.7, copy_floor=0.5, category="T恤",
-                picture_category="T恤", category_agrees=True)
+    base = {"joint": 0.9, "picture": 0.9, "copy": 0.9, "picture_floor": 0.7, "copy_floor": 0.5, "category": "T恤",
+            "picture_category": "T恤", "category_agrees": True}
     return Evidence(**{**base, **changes})
 
 
@@ -160,5 +160,50 @@ def test_a_price_the_model_assumed_is_used_and_said() -> None:
 def test_an_absent_input_whose_absence_breaks_the_gate_sends_the_sku_to_a_person() -> None:
     d = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, assumed=("launch_date",), costly={"launch_date": 0.21})
     assert d.label == "REVIEW" and d.reasons[:2] == ["INPUT_NEEDED", "LEANS_GO"]
-    assert "ASSUMED_LAUNCH_DATE" in d.reasons and "launch_date (21%)" in d.message
+    assert "ASSUMED_LAUNCH_DATE" in d.reasons and "launch date (error 21%" in d.message
+    assert d.extra["missing"] == [{"field": "launch_date", "error": 0.21}]
     assert decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, assumed=("launch_date",)).label == "GO"
+
+
+# ---------------------------------------------------------------- every reason at once
+def test_a_missing_input_does_not_hide_the_novelty_reasons() -> None:
+    """Minimum functionality: a black square with no launch date is said to be both."""
+    d = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, evidence=evidence(picture=0.4, copy=0.1),
+               assumed=("launch_date", "description"), costly={"launch_date": 0.22, "description": 0.18})
+    assert d.label == "REVIEW"
+    assert d.reasons[:4] == ["INPUT_NEEDED", "PICTURE_UNLIKE_HISTORY", "COPY_UNLIKE_HISTORY", "LEANS_GO"]
+    assert "the launch date (error 22%" in d.message and "the description (error 18%" in d.message
+    assert "PICTURE_UNLIKE_HISTORY" in d.message
+    assert [m["field"] for m in d.extra["missing"]] == ["launch_date", "description"]
+
+
+def test_reasons_come_in_the_order_a_person_acts_on_them() -> None:
+    """Input needed, novelty per modality, category, economics, lean; then what was assumed."""
+    d = decide(50, 300, 900, 0.2, COST, None, RULE, assumed=("list_price", "launch_date"),
+               evidence=evidence(joint=0.2, picture=0.4, copy=0.1, category_agrees=False, picture_category="外套"),
+               costly={"launch_date": 0.3})
+    assert d.reasons == ["INPUT_NEEDED", "NO_SIMILAR_HISTORY", "PICTURE_UNLIKE_HISTORY", "COPY_UNLIKE_HISTORY",
+                         "CATEGORY_PICTURE_MISMATCH", "TOO_UNCERTAIN", "LEANS_GO", "ASSUMED_LIST_PRICE",
+                         "ASSUMED_LAUNCH_DATE"]
+
+
+def test_a_losing_sku_held_for_input_still_says_it_loses_money() -> None:
+    d = decide(5, 10, 20, 0.9, COST, PRICE, RULE, evidence=evidence(category_agrees=False, picture_category="外套"),
+               assumed=("launch_date",), costly={"launch_date": 0.3})
+    assert d.reasons[:4] == ["INPUT_NEEDED", "CATEGORY_PICTURE_MISMATCH", "LEANS_NO_GO", "BELOW_BREAK_EVEN_AT_P90"]
+    assert "even in the optimistic case" in d.message
+
+
+@pytest.mark.parametrize("costly", [None, {"launch_date": 0.3}])
+def test_the_novelty_reasons_are_the_same_with_or_without_a_missing_input(costly) -> None:
+    """Invariance: giving or leaving out an input never changes which novelty reasons are said."""
+    novel = evidence(picture=0.4, category_agrees=False, picture_category="外套")
+    d = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, evidence=novel, costly=costly)
+    assert [c for c in d.reasons if c != "INPUT_NEEDED"][:2] == ["PICTURE_UNLIKE_HISTORY", "CATEGORY_PICTURE_MISMATCH"]
+
+
+def test_without_a_cost_price_the_missing_input_is_named_too() -> None:
+    d = decide(900, 1000, 1100, 0.9, math.nan, None, RULE, evidence=evidence(picture=0.4),
+               costly={"launch_date": 0.3})
+    assert d.reasons[:3] == ["COST_PRICE_NEEDED", "INPUT_NEEDED", "PICTURE_UNLIKE_HISTORY"]
+    assert d.extra["missing"][0]["field"] == "launch_date" and "launch date" in d.message
