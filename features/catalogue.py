@@ -43,6 +43,7 @@ FIELDS = ("sku_id", "launch_date", "category", "title", "description", "image", 
 # Columns that are never attributes: what the product itself reads or writes beside the fields.
 NOT_ATTRIBUTES = frozenset({*FIELDS, "image_path", "row_error", "forecast_id", "exclude_analogs", "pin_analogs",
                             "image_base64", "date", "units"})
+CHECK_DRAFT = 64  # a JPEG checked on load is decoded down to sides of at least this many pixels
 __all__ = ["FieldError", "check_date", "check_price", "check_sales", "check_text"]
 
 
@@ -129,8 +130,10 @@ def resolve_image(root: Path, value: Any, *, required: bool) -> Path | None:
 
 
 def check_image_file(path: Path, *, max_bytes: int, max_pixels: int) -> None:
+    """Refuse a picture file that would not decode (a JPEG is checked at a reduced scale: cheaper,
+    and a damaged stream fails all the same)."""
     try:
-        decode_image(path.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels)
+        decode_image(path.read_bytes(), max_bytes=max_bytes, max_pixels=max_pixels, draft=CHECK_DRAFT)
     except ImageError as error:
         raise FieldError("image", str(error)) from None
     except OSError as error:

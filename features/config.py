@@ -118,6 +118,10 @@ class Settings(ModelSettings, BaseSettings):
     # Input limits (serving and catalogue loading share them).
     max_image_bytes: int = Field(10 * 1024 * 1024, description="Largest accepted picture upload.")
     max_image_pixels: int = Field(40_000_000, description="Decompression-bomb guard.")
+    max_image_side: int = Field(10_000, ge=1, description="Longest accepted side of a picture, in pixels (read from "
+                                "its header, before decoding): bounds the time and memory of squaring it.")
+    max_image_aspect: float = Field(20.0, ge=1, description="Most times a picture's longer side may be its shorter "
+                                    "one: past 20:1 the item is a few pixels wide in the encoder's square.")
     max_text_chars: int = Field(5_000, description="Longest accepted title + description.")
     max_form_field_bytes: int = Field(512 * 1024, ge=1, description="Largest text field of a /predict form: "
                                       "larger answers 413 before it is read; below it the character limits speak.")

@@ -51,13 +51,43 @@ def _unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(norms, 1e-12)
 
 
+WHITE = (255, 255, 255)
+STRIP_BYTES = 8 * 1024 * 1024  # the padded square is made this many bytes of rows at a time
+EXACT_SIDE = 16_384  # past this side (never reached under the default picture limits) the fit is approximate
+
+
 def square_rgb(image: Image.Image, size: int) -> np.ndarray:
-    """Pad to a square on white (product shots are on white) and resize: the whole item stays in view."""
+    """The picture centred on a white square (product shots are on white) at ``size`` x ``size``:
+    the whole item stays in view.
+
+    The result is bit for bit that of padding to a ``side`` x ``side`` white square and resizing it
+    bilinearly, but the square is never made whole: PIL resizes rows first, then columns, so the
+    square is narrowed to ``size`` columns a strip of rows at a time (memory: one strip plus
+    ``size`` x ``side`` pixels, not ``side`` squared: a 1 x 100,000 picture once padded to 30 GB).
+    Every white row narrows to the same row, made once."""
     image = image.convert("RGB")
     side = max(image.size)
-    canvas = Image.new("RGB", (side, side), (255, 255, 255))
-    canvas.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
-    return np.asarray(canvas.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+    if side > EXACT_SIDE:
+        return _fitted(image, size)
+    left, top = (side - image.width) // 2, (side - image.height) // 2
+    narrowed = Image.new("RGB", (side, 1), WHITE).resize((size, 1), Image.BILINEAR).resize((size, side), Image.NEAREST)
+    rows = max(1, STRIP_BYTES // (3 * side))
+    for y in range(top, top + image.height, rows):
+        height = min(rows, top + image.height - y)
+        strip = Image.new("RGB", (side, height), WHITE)
+        strip.paste(image.crop((0, y - top, image.width, y - top + height)), (left, 0))
+        narrowed.paste(strip.resize((size, height), Image.BILINEAR), (0, y))
+    return np.asarray(narrowed.resize((size, size), Image.BILINEAR), dtype=np.float32) / 255.0
+
+
+def _fitted(image: Image.Image, size: int) -> np.ndarray:
+    """Longer side resized to ``size``, then centred on a ``size`` square of white: memory bounded
+    by the input, for sides whose exact padding would cost too much time."""
+    scale = size / max(image.size)
+    width, height = max(1, round(image.width * scale)), max(1, round(image.height * scale))
+    canvas = Image.new("RGB", (size, size), WHITE)
+    canvas.paste(image.resize((width, height), Image.BILINEAR), ((size - width) // 2, (size - height) // 2))
+    return np.asarray(canvas, dtype=np.float32) / 255.0
 
 
 def _file_digest(path: Path) -> str:

@@ -7,13 +7,18 @@ background is a product on white, not on black). Only an allow-list of formats i
 Pillow's rarer decoders (DDS, AVIF, TGA, ...) raise ``NotImplementedError`` or ``RuntimeError`` on
 odd files, and one such picture must never take a request (or a batch of other people's requests)
 down with it. Any failure of the decoder is an ``ImageError``: a reason fit to show the user.
+
+A picture is measured by its header before any pixel buffer exists: its area, its longer side and
+how elongated it is each have a limit (settings ``max_image_pixels``, ``max_image_side``,
+``max_image_aspect``). The area alone is not enough: a 69-byte PNG declaring 1 x 100,000 pixels has
+a small area, yet a picture that long is no product shot, and every pixel spent on it is waste.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
-from typing import Self
+from typing import Any, Self
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -46,15 +51,38 @@ def decoded_or_decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.
     return image if image is not None else decode_image(data, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
-def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
+def check_shape(width: int, height: int, *, max_pixels: int, max_side: int, max_aspect: float) -> None:
+    """Refuse a declared size over any limit, naming the size and the limit it breaks."""
+    size, longer, shorter = f"{width}x{height}", max(width, height), min(width, height)
+    if width * height > max_pixels:
+        raise ImageError(f"the picture is {size} pixels, over the limit of {max_pixels:,}")
+    if longer > max_side:
+        raise ImageError(f"the picture is {size} pixels: a side is longer than the limit of {max_side:,} pixels")
+    if longer > max_aspect * shorter:
+        raise ImageError(f"the picture is {size} pixels: one side is more than {max_aspect:g} times the other")
+
+
+def decode_image(data: bytes, *, max_bytes: int, max_pixels: int, max_side: int | None = None,
+                 max_aspect: float | None = None, draft: int | None = None) -> Image.Image:
     """Decode ``data`` into an upright RGB image, refusing other formats, oversize files, bombs and
-    damaged files with an ``ImageError`` (never another exception: the decoder is not trusted)."""
+    damaged files with an ``ImageError`` (never another exception: the decoder is not trusted).
+
+    ``max_side`` / ``max_aspect`` default to the process's settings, so every caller applies them.
+    ``draft``: a JPEG may be decoded at 1/2, 1/4 or 1/8 scale while both sides stay at least this
+    long (the DCT does the shrinking: less memory and time). Only for callers that keep no pixels
+    for an encoder (validation, thumbnails): an embedding is always made from the full picture."""
     if not data:
         raise ImageError("the file is empty")
     if len(data) > max_bytes:
         raise ImageError(f"the file is {len(data):,} bytes, over the limit of {max_bytes:,}")
+    if max_side is None or max_aspect is None:
+        from features.config import get_settings
+
+        settings = get_settings()
+        max_side = settings.max_image_side if max_side is None else max_side
+        max_aspect = settings.max_image_aspect if max_aspect is None else max_aspect
     try:
-        image = _open(data, max_pixels)
+        image = _open(data, {"max_pixels": max_pixels, "max_side": max_side, "max_aspect": max_aspect}, draft)
         return _upright_rgb(image)
     except ImageError:
         raise
@@ -71,18 +99,18 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         raise ImageError(f"the picture is damaged or truncated ({type(error).__name__}: {str(error)[:120]})") from None
 
 
-def _open(data: bytes, max_pixels: int) -> Image.Image:
+def _open(data: bytes, limits: dict[str, Any], draft: int | None) -> Image.Image:
     Image.init()  # registers every plugin, so the allow-list's names resolve
     allowed = [name for name in WANTED_FORMATS if name in Image.OPEN]
     with Image.open(io.BytesIO(data), formats=allowed) as probe:
-        # The header gives the size before any pixel is decoded: refuse bombs here.
-        width, height = probe.size
-        if width * height > max_pixels:
-            raise ImageError(f"the picture is {width}x{height} pixels, over the limit of {max_pixels:,}")
+        # Image.open reads the header only: the size is known before any pixel buffer exists.
+        check_shape(*probe.size, **limits)
         probe.verify()
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         image = Image.open(io.BytesIO(data), formats=allowed)
+        if draft and image.format in ("JPEG", "MPO"):
+            image.draft(None, (draft, draft))
         image.load()
     return image
 

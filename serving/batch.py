@@ -209,6 +209,15 @@ def _close_parts(parts: Path) -> None:
     shutil.rmtree(parts, ignore_errors=True)
 
 
+def _check_table_limits(table: Path, *, max_rows: int | None, max_bytes: int | None, rows: int = 0) -> None:
+    """Refuse a table over its byte or row limit (the same words as the upload's refusal)."""
+    size = table.stat().st_size
+    if max_bytes is not None and size > max_bytes:
+        raise ValueError(f"the file is {size:,} bytes, over the limit of {max_bytes:,}")
+    if max_rows is not None and rows > max_rows:
+        raise ValueError(f"the file has {rows:,} rows, over the limit of {max_rows:,} per job: split it")
+
+
 def score_file(
     candidates: Path,
     out: Path,
@@ -219,23 +228,33 @@ def score_file(
     on_progress: Callable[[int, int], None] | None = None,
     by_name: bool = False,
     engine: str | None = None,
+    pictures: Path | None = None,
+    max_rows: int | None = None,
+    max_bytes: int | None = None,
 ) -> dict[str, Any]:
     """Score ``candidates`` into ``out`` (.parquet, .csv or .xlsx), resuming a killed run.
-    ``by_name``: a row's picture may also be found by its file name anywhere under the table's folder.
-    ``engine``: ``local`` / ``ray`` / ``auto`` instead of the settings' ``score_engine``."""
+    ``by_name``: a row's picture may also be found by its file name anywhere under the picture folder.
+    ``engine``: ``local`` / ``ray`` / ``auto`` instead of the settings' ``score_engine``.
+    ``pictures``: the folder rows' pictures are in (default: the table's own; Ray workers read them
+    from the table's folder, so another folder is scored in this process).
+    ``max_rows`` / ``max_bytes``: a table over either limit is refused (``ValueError``) before any
+    row is scored: the limits hold for the very table that is read."""
     candidates, out = Path(candidates), Path(out)
+    _check_table_limits(candidates, max_rows=None, max_bytes=max_bytes)
     raw = read_table(candidates)
+    _check_table_limits(candidates, max_rows=max_rows, max_bytes=None, rows=len(raw))
+    root = candidates.parent if pictures is None else Path(pictures)
     raw = raw.astype(object).where(raw.notna(), None)
     parts = out.with_name(out.name + ".parts")
     _open_parts(parts, {"input": _fingerprint(candidates, predictor.version), "chunk": chunk, "rows": len(raw)})
 
-    index = picture_index(candidates.parent) if by_name else None
+    index = picture_index(root) if by_name else None
     starts = list(range(0, len(raw), chunk))
     done_before = sum(1 for s in starts if _part(parts, s).exists())
     missing = [(s, min(chunk, len(raw) - s)) for s in starts if not _part(parts, s).exists()]
     used = {"engine": "local"}
     choice = predictor.settings if engine is None else predictor.settings.model_copy(update={"score_engine": engine})
-    if missing and use_ray(choice, sum(n for _, n in missing)):
+    if missing and root == candidates.parent and use_ray(choice, sum(n for _, n in missing)):
         from serving.scale import score_chunks  # Ray only when asked for or worth it
 
         done = score_chunks(candidates, parts, missing, predictor.settings, str(predictor.version), by_name)
@@ -244,7 +263,7 @@ def score_file(
     for start in starts:
         rows = min(chunk, len(raw) - start)
         if not _part(parts, start).exists():
-            write_chunk(raw, start, rows, candidates.parent, predictor, parts, index)
+            write_chunk(raw, start, rows, root, predictor, parts, index)
         bar.update(rows)
         if on_progress:
             on_progress(min(start + rows, len(raw)), len(raw))

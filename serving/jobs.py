@@ -47,9 +47,25 @@ def job_folder(settings: Settings, job_id: str) -> Path:
     return settings.home / "batch_jobs" / job_id
 
 
+TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
+PICTURES = "pictures"  # a job's pictures (zip entries, picture files) live in this subfolder, never beside its table
+
+
+def table_path(folder: Path, suffix: str) -> Path:
+    """Where a job's uploaded table is kept: at the top of its folder, where no zip entry can land."""
+    return folder / f"candidates{suffix}"
+
+
 def candidates_file(folder: Path) -> Path | None:
-    found = sorted(folder.glob("candidates.*"))
-    return found[0] if found else None
+    """The job's uploaded table: the one file ``table_path`` names (nothing from the pictures)."""
+    return next((path for suffix in TABLE_SUFFIXES if (path := table_path(folder, suffix)).is_file()), None)
+
+
+def pictures_folder(folder: Path) -> Path:
+    """The folder a job's rows find their pictures in (jobs accepted before the pictures had their
+    own subfolder keep them at the top of the job folder)."""
+    pictures = folder / PICTURES
+    return pictures if pictures.is_dir() else folder
 
 
 def scored_summary(scores: pd.DataFrame, chunk: int) -> dict[str, int]:
@@ -132,7 +148,8 @@ class JobRunner:
         try:
             if not out.exists():  # it does when a kill came after scoring, before "done": never score twice
                 summary = score_file(table, out, predictor, engine="local",  # never Ray in the server
-                                     chunk=self.settings.batch_chunk,
+                                     chunk=self.settings.batch_chunk, pictures=pictures_folder(folder),
+                                     max_rows=self.settings.batch_max_rows, max_bytes=self.settings.batch_max_file_bytes,
                                      progress=False, on_progress=progress, by_name=True)
         except Cancelled:
             store.set_job(self.engine, job_id, status="cancelled")

@@ -35,6 +35,13 @@ def error_item(field: str, reason: str, lang: str) -> dict[str, Any]:
     return {"code": code, "params": params, "text": shown}
 
 
+def field_of(loc: list[Any]) -> str:
+    """The field an error's ``loc`` names: its last name, not a list position (``["picture_files",
+    "0"]``: the first of the picture files) nor FastAPI's "where" prefix."""
+    names = [str(p) for p in loc if isinstance(p, str) and p not in ("body", "rows") and not p.isdigit()]
+    return names[-1] if names else "record"
+
+
 def localise_error_body(body: dict[str, Any], lang: str) -> dict[str, Any]:
     """``{"error", "detail": [{"loc", "msg"}]}`` with ``code``/``params`` per detail and ``msg`` in ``lang``."""
     detail = body.get("detail")
@@ -45,7 +52,7 @@ def localise_error_body(body: dict[str, Any], lang: str) -> dict[str, Any]:
         if not isinstance(d, dict) or not isinstance(d.get("msg"), str):
             continue
         loc = d.get("loc") if isinstance(d.get("loc"), list) else [d.get("loc")]
-        field = next((str(p) for p in reversed(loc) if isinstance(p, str) and p not in ("body", "rows")), "record")
+        field = field_of(loc)
         if "code" not in d:
             item = error_item(field, d["msg"], lang)
             d.update(code=item["code"], params=item["params"], msg=item["text"])

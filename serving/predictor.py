@@ -70,7 +70,8 @@ def check_record(record: dict[str, Any], image: bytes | None, settings: Settings
         problems.append(FieldProblem("image", "is missing: upload the product picture"))
     elif image is not None:
         try:
-            decoded = decode_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+            decoded = decode_image(image, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,
+                                   max_side=settings.max_image_side, max_aspect=settings.max_image_aspect)
             checked = CheckedPicture(image, decoded if decoded.width * decoded.height <= keep_pixels else None)
         except ImageError as error:
             problems.append(FieldProblem("image", str(error)))

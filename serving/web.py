@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from features import messages
 from features.config import Settings
 from serving.contract import JOB, ROWS
+from serving.jobs import TABLE_SUFFIXES
 from serving.predictor import Predictor
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
@@ -176,7 +177,6 @@ def analog_thumbnail(sku_id: str) -> Response:
 
 
 # ---------------------------------------------------------------- batch jobs (serving/jobs.py)
-TABLE_SUFFIXES = (".csv", ".txt", ".tsv", ".xlsx")
 TEMPLATE_COLUMNS = ("sku_id", "launch_date", "category", "title", "description", "image", "cost_price",
                     "list_price", "channel")
 _runner_lock = threading.Lock()
@@ -315,26 +315,33 @@ def _table_summary(table: Path, settings: Settings, pictures: int) -> dict[str, 
 
 def _accept(folder: Path, candidates: UploadFile, pictures: UploadFile | None,
             picture_files: list[UploadFile], settings: Settings) -> dict[str, Any]:
-    """Write the upload into ``folder`` within the limits; the table's summary."""
+    """Write the upload into ``folder`` within the limits; the table's summary. The table is kept
+    at the top of the folder and every picture below ``pictures/``: nothing in a zip can stand in
+    for the table, so the table scored is the one uploaded (and checked here)."""
+    from serving.jobs import PICTURES, table_path
+
     suffix = Path(candidates.filename or "").suffix.lower() or ".csv"
     if suffix not in TABLE_SUFFIXES:
         raise Refused(415, "candidates", "batch_format")
-    table = folder / f"candidates{suffix}"
+    table = table_path(folder, suffix)
     if _save(candidates, table, settings.batch_max_file_bytes, "candidates") == 0:
         raise Refused(422, "candidates", "batch_empty")
     count = 0
+    album = folder / PICTURES
+    album.mkdir()
     files = [f for f in picture_files if f is not None and f.filename]
     if len(files) > settings.batch_max_pictures:
-        raise Refused(413, "pictures", "too_many_pictures", n=f"{len(files):,}", limit=f"{settings.batch_max_pictures:,}")
+        raise Refused(413, "picture_files", "too_many_pictures", n=f"{len(files):,}",
+                      limit=f"{settings.batch_max_pictures:,}")
     if files:
-        (folder / "files").mkdir()
+        (album / "files").mkdir()
         seen: set[str] = set()
         for f in files:
-            _save(f, folder / "files" / _picture_name(f.filename, seen), settings.max_image_bytes, "pictures")
+            _save(f, album / "files" / _picture_name(f.filename, seen), settings.max_image_bytes, "picture_files")
         count += len(files)
     if pictures is not None and pictures.filename:
         _save(pictures, folder / "pictures.zip", settings.batch_max_upload_bytes, "pictures")
-        count += _extract(folder / "pictures.zip", folder, settings, settings.batch_max_pictures - count)
+        count += _extract(folder / "pictures.zip", album, settings, settings.batch_max_pictures - count)
     return _table_summary(table, settings, count)
 
 
@@ -483,25 +490,31 @@ def _job_pictures(folder: Path) -> tuple[list[dict[str, Any]], dict[str, Path]]:
     """A job's rows and its pictures by name (the upload never changes once the job exists)."""
     from features.catalogue import read_table
     from serving.batch import picture_index
-    from serving.jobs import candidates_file
+    from serving.jobs import candidates_file, pictures_folder
 
     table = candidates_file(folder)
-    return (read_table(table).to_dict("records") if table else []), picture_index(folder)
+    return (read_table(table).to_dict("records") if table else []), picture_index(pictures_folder(folder))
 
 
-@app.get("/batch/{job_id}/pictures/{row}.jpg", summary="Thumbnail of a batch row's picture (row from 1)",
-         responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}}})
+@app.get("/batch/{job_id}/pictures/{row}.jpg", summary="Thumbnail of a finished batch row's picture (row from 1)",
+         responses={200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+                    **NOT_FINISHED})
 def batch_picture(job_id: str, row: int, request: Request) -> Response:
+    """A row's thumbnail once its job is done, as the rows themselves (409 before: the page shows
+    thumbnails beside scored rows only)."""
     from serving.batch import find_picture
-    from serving.jobs import job_folder
+    from serving.jobs import job_folder, pictures_folder
 
     lang = lang_of(request)
-    _view, missing = _job_or_404(job_id, request)
+    view, missing = _job_or_404(job_id, request)
     if missing:
         return missing
+    if view["status"] != "done":
+        return refusal(409, "job_id", "job_not_finished", lang)
+    folder = job_folder(state.settings, job_id)  # type: ignore[arg-type]
     try:
-        records, index = _job_pictures(job_folder(state.settings, job_id))  # type: ignore[arg-type]
-        path = find_picture(job_folder(state.settings, job_id), records[row - 1], index) if 1 <= row <= len(records) else None
+        records, index = _job_pictures(folder)
+        path = find_picture(pictures_folder(folder), records[row - 1], index) if 1 <= row <= len(records) else None
     except Exception:  # noqa: BLE001  a row without a usable picture has no thumbnail
         path = None
     if path is None:
@@ -517,7 +530,8 @@ def _thumbnail(data: bytes, size: int = 96) -> bytes:
     from features.images import decode_image
 
     settings = state.settings
-    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)  # type: ignore[union-attr]
+    image = decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels,  # type: ignore[union-attr]
+                         max_side=settings.max_image_side, max_aspect=settings.max_image_aspect, draft=size)  # type: ignore[union-attr]
     image.thumbnail((size, size))
     out = io.BytesIO()
     image.save(out, format="JPEG", quality=80)

@@ -89,7 +89,7 @@ def test_the_batch_routes_and_metrics_are_documented_as_they_answer(document: di
     for path in ("/batch/{job_id}", "/batch/{job_id}/cancel"):
         operation = paths[path].get("get") or paths[path]["post"]
         assert operation["responses"]["200"]["content"]["application/json"]["schema"] == job
-    for path in ("/batch/{job_id}/rows", "/batch/{job_id}/scores.{kind}"):
+    for path in ("/batch/{job_id}/rows", "/batch/{job_id}/scores.{kind}", "/batch/{job_id}/pictures/{row}.jpg"):
         assert paths[path]["get"]["responses"]["409"]["content"]["application/json"]["schema"] == error
     downloads = paths["/batch/{job_id}/scores.{kind}"]["get"]["responses"]["200"]["content"]
     assert {"text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"} <= set(downloads)
