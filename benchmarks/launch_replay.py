@@ -160,7 +160,8 @@ def _joined(engine, launches: pd.DataFrame) -> pd.DataFrame:
     frame = launches.merge(logged, on="sku_id", suffixes=("", "_log"))
     frame["daily"] = list(frame[CURVE].to_numpy(float))
     frame["actual"] = frame[CURVE].sum(axis=1)
-    frame["quantity_units"] = [q["units"] for q in frame["quantity"]]
+    # the batch the newsvendor gives (made or not: the signals are measured on every launch)
+    frame["quantity_units"] = [(q.get("if_made") or {}).get("units", q["units"]) for q in frame["quantity"]]
     frame["price_used"] = [q_price(f, c) for f, c in zip(frame["fields"], frame["cost_price"])]
     return frame
 

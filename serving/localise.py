@@ -172,6 +172,7 @@ def display(answer: dict[str, Any], lang: str, currency: str) -> dict[str, Any]:
         "list_price": m.money(e.get("list_price"), currency), "unit_margin": m.money(e.get("unit_margin"), currency),
         "markup": factor_plain(e.get("markup")),
         "quantity": m.units((answer.get("quantity") or {}).get("units")),
+        "quantity_sentence": quantity_sentence(answer.get("quantity"), e, lang, currency),
         "top_similarity": m.percent(analogs[0]["similarity"]) if analogs else "–",
         "category": m.name("category", category, lang) if category else "–",
         "label": m.text(f"label.{d['label']}", lang) if m.has(f"label.{d['label']}") else d["label"],
@@ -181,6 +182,15 @@ def display(answer: dict[str, Any], lang: str, currency: str) -> dict[str, Any]:
                      "sales": m.units(a.get("sales")), "category": m.name("category", a.get("category"), lang)}
                     for a in analogs],
     }
+
+
+def quantity_sentence(quantity: Any, economics: dict[str, Any], lang: str, currency: str) -> str:
+    """How the first batch was chosen, or why nothing is made (``features.quantity.sentence``)."""
+    from features.quantity import sentence
+
+    if not isinstance(quantity, dict) or "status" not in quantity:
+        return ""
+    return sentence(quantity, economics, lang, currency)
 
 
 def factor_plain(x: Any) -> str:
@@ -202,6 +212,9 @@ def localise_answer(answer: dict[str, Any], lang: str, currency: str) -> dict[st
     if lang != "en":  # the English sentences stay the decision rule's own (kept for a page switched to English)
         answer["decision"]["message_en"] = answer["decision"].get("message")
         answer["decision"]["message"] = answer["display"]["message"]
+        if isinstance(answer.get("quantity"), dict) and answer["display"]["quantity_sentence"]:
+            answer["quantity"]["sentence_en"] = answer["quantity"].get("sentence")
+            answer["quantity"]["sentence"] = answer["display"]["quantity_sentence"]
         if isinstance(answer.get("why"), dict):
             answer["why"]["sentence"] = why_sentence(answer["why"], answer["forecast"]["p50"], lang)
     answer["lang"] = lang

@@ -22,7 +22,7 @@ from features.decision import DecisionRule, Evidence, decide
 from features.images import CheckedPicture, ImageError, decode_image
 from features.ledger.live import guard
 from features.model import Model
-from features.quantity import newsvendor
+from features.quantity import first_batch, sentence
 from features.schema import FieldError, Sku, validate
 from serving.forecast_log import ForecastLog
 
@@ -96,11 +96,6 @@ def finite_or_none(value: Any) -> Any:
     return None if isinstance(value, float) and not math.isfinite(value) else value
 
 
-# Without a cost price there is no margin, so no quantity to make (features.decision: COST_PRICE_NEEDED).
-NO_QUANTITY = {"units": None, "critical_ratio": None, "expected_leftover": None, "p_sell_out": None,
-               "salvage_value": None}
-
-
 class Predictor:
     """A loaded model plus the decision rule; answers lists of records. A SKU may lack a cost
     price or a picture only when the model's history lacked them too (``absent_share``)."""
@@ -165,9 +160,9 @@ class Predictor:
                           list_price_assumed="list_price" in used["assumed"], overridden=bool(forecast["override"]),
                           costly=self._costly(used["assumed"]))
         decision = guard(decision, self.log.live())
-        econ = decision.economics
-        quantity = newsvendor(forecast["p10"], forecast["p50"], forecast["p90"], econ["list_price"],
-                              econ["cost_price"], self.settings.salvage_share) if econ else NO_QUANTITY
+        quantity = first_batch(decision.label, decision.reasons, forecast["p10"], forecast["p50"], forecast["p90"],
+                               decision.economics, self.settings.salvage_share)
+        quantity["sentence"] = sentence(quantity, decision.economics, "en")
         facts = self.model_facts()
         return {
             "sku_id": row["sku_id"],
@@ -178,6 +173,7 @@ class Predictor:
             "decision": decision.as_dict(),
             "quantity": quantity,
             "assumed": {name: used[name] for name in used["assumed"]},
+            "launch_date": used["launch_date"],  # the date forecast for, given or assumed (far-date warning)
             "novelty": novelty,
             "why": forecast["why"],
             "override": forecast["override"],

@@ -317,6 +317,21 @@ function known(key) {
   return key in TEXT.en;
 }
 
+/** The first batch to make, and in one sentence how it was chosen or why nothing is made (features/quantity.py). */
+function quantityBlock(q, e) {
+  if (!q || !q.status) return null;
+  let line;
+  if (q.status === "none") {
+    line = t("quantity.none", { reason: t(`quantity.reason.${q.reason}`) });
+  } else {
+    const make = t("quantity.make", { units: units(q.units), margin: money(e.list_price - e.cost_price),
+      loss: money(e.cost_price - q.salvage_value), launch_cost: money(q.launch_cost), profit: money(q.expected_profit) });
+    line = q.status === "on_approval" ? t("quantity.on_approval", { make }) : make;
+  }
+  return el("section", { id: "quantity", "data-status": q.status },
+    el("h3", {}, t("r.quantity")), el("p", { class: "quantity-sentence" }, line));
+}
+
 /** A reason in words; INPUT_NEEDED names each missing field and the error without it (decision.extra.missing). */
 function reasonText(code, decision) {
   if (!known(`reason.${code}`)) return code;
@@ -548,6 +563,7 @@ function renderResult(answer) {
       el("div", {}, el("dt", {}, t("r.band")), el("dd", { id: "band" }, `${units(f.p10)} – ${units(f.p90)}`)),
       el("div", {}, el("dt", {}, t("r.break_even")), el("dd", { id: "break-even" }, Number.isFinite(be) ? units(be) : "∞"))),
     economicsBlock(f, d),
+    quantityBlock(answer.quantity, d.economics),
     assumedBlock(answer.assumed, d.economics),
     answer.why ? whyBlock(answer.why, f.p50) : null,
     answer.novelty ? noveltyBlock(answer.novelty) : null,

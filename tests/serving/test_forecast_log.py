@@ -49,7 +49,7 @@ def test_a_served_forecast_is_in_the_log_with_its_id(server: dict) -> None:
     assert logged["decision"] == answer["decision"]["label"] and logged["reasons"] == answer["decision"]["reasons"]
     assert logged["model_version"] == str(answer["model"]["version"])
     assert logged["fields"]["title"] == row["title"]
-    assert answer["quantity"]["units"] > 0 and 0 < answer["quantity"]["critical_ratio"] < 1
+    assert answer["quantity"]["if_made"]["units"] > 0 and 0 < answer["quantity"]["critical_ratio"] < 1
 
 
 def test_batch_answers_each_get_their_own_id(server: dict) -> None:
