@@ -38,6 +38,9 @@ demo: setup
 SYSTEM_PACKAGES := chromium chromium-driver fonts-wqy-microhei
 # PostgreSQL for the forecast-log tests (tests/conftest.py starts a throwaway cluster with initdb + pg_ctl).
 SYSTEM_PACKAGES += postgresql
+# strace and iproute2 for tests/serving/test_offline.py (every connect/sendto of a process tree in its
+# own network namespace; util-linux's unshare and mount are part of every Debian).
+SYSTEM_PACKAGES += strace iproute2
 system:
 	@dpkg -s $(SYSTEM_PACKAGES) >/dev/null 2>&1 || \
 	  ( (apt-get update -qq || true) && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null)

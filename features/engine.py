@@ -46,7 +46,6 @@ def ray_session(settings: Settings) -> Iterator[None]:
     """Ray connected for the block: the configured cluster, else a local Ray stopped afterwards."""
     import ray
 
-    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     started = not ray.is_initialized()
     if started:
         address = cluster_address(settings)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
-for _var in ("BENTOML_DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
-    os.environ.setdefault(_var, "true")
+from features.offline import opt_out
+
+opt_out()  # before bentoml and mlflow load: no library reports home (features/offline.py)
 
 import bentoml
 from pydantic import Field

@@ -40,7 +40,6 @@ PYFUNC_CODE = Path(__file__).with_name("pyfunc.py")
 
 def connect(settings: Settings) -> MlflowClient:
     """Point MLflow at the store and make sure the experiment exists (artifacts under home)."""
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     settings.home.mkdir(parents=True, exist_ok=True)
     relocate(settings)  # a moved or copied home reads and writes its own artifacts
     uri = tracking_uri(settings)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import typer
 
-for _var in ("BENTOML_DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY", "DO_NOT_TRACK"):
-    os.environ.setdefault(_var, "true")
+from features.offline import opt_out
+
+opt_out()  # before any library loads: none reports home (features/offline.py)
 
 app = typer.Typer(help="trialcast: forecast a new SKU's first-7-day sales and answer GO / REVIEW / NO_GO.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
