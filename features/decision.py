@@ -26,12 +26,17 @@ Assumed inputs add ASSUMED_LIST_PRICE / ASSUMED_CATEGORY / ASSUMED_LAUNCH_DATE t
 analogs chosen by a person (excluded or pinned) add ANALOGS_OVERRIDDEN.
 Without a cost price (a model trained on a history without cost prices accepts a SKU without one)
 there is no break-even: REVIEW COST_PRICE_NEEDED, with the novelty reasons, whatever the forecast.
+
+A model its gate refused (registered ``advisory``, served while there is no champion) turns every
+answer into REVIEW MODEL_ABOVE_GATE with the lean (``above_gate``): the band, the analogs and the
+economics stay, for the person who decides; which gate failed, and by how much, is in the answer.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -209,3 +214,54 @@ def _no_break_even(p50: float, evidence: Evidence, rule: DecisionRule, assumed: 
                     f"person to weigh against the launch cost, or give the cost price. "
                     f"{_held_sentence(missing, evidence, rule)}".strip(), math.nan,
                     extra={"missing": missing} if missing else {})
+
+
+MODEL_ABOVE_GATE = "MODEL_ABOVE_GATE"
+
+
+def _share(x: Any, places: int = 1) -> str:
+    from features.messages import percent
+
+    return percent(x, places)
+
+
+def gate_failures(gate: dict[str, Any]) -> list[dict[str, Any]]:
+    """Which checks of a model's gate failed, as codes with their numbers written as shares (the
+    level and stage as codes, named in each language by the catalogue: ``gate.fail.*``)."""
+    def number(key: str) -> float:
+        value = gate.get(key)
+        return float("nan") if value is None else float(value)
+
+    value, threshold = number("value"), number("threshold")
+    out = []
+    if not value < threshold:
+        out.append({"code": "error", "params": {"metric": str(gate.get("metric") or "wape").upper(),
+                                                "level": gate.get("level") or "sku",
+                                                "stage": gate.get("stage") or "pre_launch",
+                                                "value": _share(value), "threshold": _share(threshold)}})
+    if not abs(number("bias")) <= number("max_abs_bias"):
+        out.append({"code": "bias", "params": {"value": _share(number("bias")), "threshold": _share(number("max_abs_bias"), 0)}})
+    base = _share(number("base_rate"), 0)
+    for name in ("go_precision", "go_recall"):
+        floor = gate.get(f"min_{name}")
+        if floor is not None and not number(name) >= float(floor):
+            out.append({"code": name, "params": {"value": _share(number(name), 0), "threshold": _share(floor, 0),
+                                                 "base": base}})
+    return out
+
+
+def above_gate(decision: Decision, gate: dict[str, Any], p50: float, p90: float) -> Decision:
+    """The decision of a model its gate refused: REVIEW MODEL_ABOVE_GATE, with the lean the rule's
+    numbers give, the gate's failed checks (``extra["gate"]``) and the rule's own label and sentence
+    kept, so a person sees what the model would have said and why it may not say it."""
+    from features.messages import gate_sentence
+
+    failures = gate_failures(gate)
+    # No lean without numbers to lean on: a broken forecast, or no break-even (no cost price).
+    weighable = all(math.isfinite(x) for x in (p50, p90)) and not math.isnan(decision.break_even_units)
+    lean = [c for c in _lean(p50, p90, decision.break_even_units) if c not in decision.reasons] if weighable else []
+    message = f"{gate_sentence(failures, 'en')} The rule alone said {decision.label}: {decision.message}"
+    return replace(decision, label="REVIEW", reasons=[MODEL_ABOVE_GATE, *lean, *decision.reasons], message=message,
+                   extra={**decision.extra, "label_before_gate": decision.label,
+                          "gate": {"failures": failures, "level": gate.get("level") or "sku",
+                                   "stage": gate.get("stage") or "pre_launch"}})

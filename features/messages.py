@@ -89,6 +89,23 @@ def name(kind: str, value: str | None, lang: str) -> str:
     return text(f"{kind}.{value}", lang) if has(f"{kind}.{value}") else str(value)
 
 
+def gate_text(failures: list[dict[str, Any]], lang: str) -> str:
+    """The failed checks of a model's gate (``features.decision.gate_failures``) in ``lang``."""
+    said = []
+    for failure in failures:
+        params = dict(failure.get("params") or {})
+        for kind in ("level", "stage"):
+            if kind in params and has(f"gate.{kind}.{params[kind]}"):
+                params[kind] = text(f"gate.{kind}.{params[kind]}", lang)
+        said.append(text(f"gate.fail.{failure['code']}", lang, **params))
+    return text("list.join", lang).join(said)
+
+
+def gate_sentence(failures: list[dict[str, Any]], lang: str) -> str:
+    """What an answer of a model its gate refused says first: which checks failed, by how much."""
+    return text("r.model_above_gate", lang, failures=gate_text(failures, lang))
+
+
 # ---------------------------------------------------------------- numbers for people
 def _finite(x: Any) -> bool:
     try:

@@ -37,7 +37,7 @@ STATUSES = {
     "409": "The job is not finished: its results are not there yet",
     "422": "The request is well-formed but a field is unusable (the field and the reason are named)",
     "500": "An unexpected error (the server log has the details)",
-    "503": "Not ready (no gated champion loaded), or over the stated queue bound (then with Retry-After)",
+    "503": "Not ready (no model registered yet), or over the stated queue bound (then with Retry-After)",
 }
 READ = ("400", "401", "404", "500", "503")
 # A batch job as its creator sees it (serving.web.job_view): never a server path.

@@ -136,8 +136,18 @@ def decision_sentence(answer: dict[str, Any], lang: str) -> str:
     words = [w for c, w in zip(d["reasons"], reason_words(d["reasons"], lang, d))
              if c not in ("CLEARS_BREAK_EVEN", "BELOW_BREAK_EVEN")]
     tail = m.text("decision.reasons", lang, reasons=m.text("why.join", lang).join(words)) if words else ""
-    return m.text("decision.sentence", lang, verdict=verdict(d["label"], d["reasons"], lang), summary=summary) + (
+    sentence = m.text("decision.sentence", lang, verdict=verdict(d["label"], d["reasons"], lang), summary=summary) + (
         (" " if lang == "en" else "") + tail if tail else "")
+    gate = gate_sentence(answer, lang)
+    return f"{gate}{' ' if lang == 'en' else ''}{sentence}" if gate else sentence
+
+
+def gate_sentence(answer: dict[str, Any], lang: str) -> str:
+    """Which checks of its gate the answering model failed, by how much (an advisory model's
+    answers); empty for a model that passed."""
+    d = answer.get("decision") or {}
+    failures = ((d.get("extra") or {}).get("gate") or {}).get("failures")
+    return m.gate_sentence(failures, lang) if "MODEL_ABOVE_GATE" in (d.get("reasons") or []) and failures else ""
 
 
 def why_sentence(why: dict[str, Any], p50: float, lang: str) -> str:
@@ -178,6 +188,7 @@ def display(answer: dict[str, Any], lang: str, currency: str) -> dict[str, Any]:
         "label": m.text(f"label.{d['label']}", lang) if m.has(f"label.{d['label']}") else d["label"],
         "reasons": reason_words(d["reasons"], lang, d),
         "message": decision_sentence(answer, lang),
+        "gate": gate_sentence(answer, lang),
         "analogs": [{"sku_id": a.get("sku_id"), "similarity": m.percent(a.get("similarity")),
                      "sales": m.units(a.get("sales")), "category": m.name("category", a.get("category"), lang)}
                     for a in analogs],

@@ -18,7 +18,7 @@ from features.analogs import Override
 from features.assemble import OVERRIDE
 from features.catalogue import attribute_value
 from features.config import Settings
-from features.decision import DecisionRule, Evidence, decide
+from features.decision import DecisionRule, Evidence, above_gate, decide, gate_failures
 from features.images import CheckedPicture, ImageError, decode_image
 from features.ledger.live import guard
 from features.model import Model
@@ -114,6 +114,9 @@ class Predictor:
         self.cost_required = not absent.get("cost_price", 0.0) > 0
         self.image_required = not absent.get("image", 0.0) > 0
         self.attributes = tuple(bundle.pipeline.attributes)
+        self.gate = bundle.meta.get("gate") or {}
+        # Refused by its gate (served as advisory, or promoted past it by hand): every answer is REVIEW.
+        self.advisory = self.gate.get("passed") is False
 
     @property
     def categories(self) -> list[str]:
@@ -131,6 +134,11 @@ class Predictor:
             "gate_threshold": gate.get("threshold"),
             "gate_bias": gate.get("bias"),
             "gate_passed": gate.get("passed"),
+            "gate_level": gate.get("level", "sku"),
+            "gate_stage": gate.get("stage", "pre_launch"),
+            "gate_reasons": list(gate.get("reasons") or []),
+            "advisory": self.advisory,
+            "gate_failures": gate_failures(gate) if self.advisory else [],
             "image_encoder": self.bundle.image_encoder,
             "text_encoder": self.bundle.text_encoder,
             "categories": self.categories,
@@ -160,6 +168,8 @@ class Predictor:
                           list_price_assumed="list_price" in used["assumed"], overridden=bool(forecast["override"]),
                           costly=self._costly(used["assumed"]))
         decision = guard(decision, self.log.live())
+        if self.advisory:
+            decision = above_gate(decision, self.gate, forecast["p50"], forecast["p90"])
         quantity = first_batch(decision.label, decision.reasons, forecast["p10"], forecast["p50"], forecast["p90"],
                                decision.economics, self.settings.salvage_share)
         quantity["sentence"] = sentence(quantity, decision.economics, "en")
@@ -178,7 +188,8 @@ class Predictor:
             "why": forecast["why"],
             "override": forecast["override"],
             "analogs": forecast["analogs"],
-            "model": {"version": self.version, "gate_metric": facts["gate_metric"], "gate_value": facts["gate_value"]},
+            "model": {"version": self.version, "gate_metric": facts["gate_metric"], "gate_value": facts["gate_value"],
+                      "gate_level": facts["gate_level"], "gate_stage": facts["gate_stage"], "advisory": self.advisory},
         }
 
     def predict(self, records: list[dict[str, Any]], images: list[bytes | None], *,

@@ -465,6 +465,9 @@ SLOW_FIXTURES = frozenset({
     "weak",              # tests/training/test_gate.py: trains a second model
     "life",              # tests/training/test_retrain.py: retrains, kills, promotes
     "champion",          # tests/training/test_model_behaviour.py: the trained champion
+    "advisory_home",     # tests/serving/test_advisory.py: trains a refused model, then a passing one,
+    "advisory_answers",  # and serves each
+    "champion_answers",
 })
 
 

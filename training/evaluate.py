@@ -8,6 +8,9 @@ benchmark); this module names the numbers a run logs, gates on and compares with
 - screening precision: of the SKUs ranked in the top quarter by forecast (the ones the model
   would green-light), the share truly in the top quarter of actual sales. A random pick gets 25%;
   ties are shared out evenly, so the row order never matters.
+- levels and stages (``level_stage_metrics``): WAPE of the 7-day totals per SKU, per category x
+  launch month (the plan a buyer commits to) and per category, before launch and after a trial of
+  the first 1 or 3 sales days (``features.trial.reforecast``): where production is decided.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ from features.embed import Embeddings
 
 # Re-exported: training code imports these names from here.
 from features.metrics import SCREEN_SHARE, bias, curve_wape, screening_precision, wape
+from features.trial import STAGE_DAYS, reforecast
+from training.gate import LEVELS
 
 __all__ = [
-    "SCREEN_SHARE", "analog_knn", "bias", "category_mean", "curve_wape", "interval_metrics",
-    "point_metrics", "screening_precision", "wape",
+    "LEVELS", "SCREEN_SHARE", "analog_knn", "bias", "category_mean", "curve_wape", "interval_metrics",
+    "level_stage_metrics", "point_metrics", "screening_precision", "stage_forecasts", "wape",
 ]  # fmt: skip
 
 
@@ -51,6 +56,53 @@ def interval_metrics(y: np.ndarray, p10: np.ndarray, p90: np.ndarray) -> dict[st
         "below_p10": shares["below"],
         "above_p90": shares["above"],
     }
+
+
+def stage_forecasts(p50: np.ndarray, daily_plan: np.ndarray | None, daily_actual: np.ndarray | None
+                    ) -> dict[str, np.ndarray]:
+    """The 7-day forecast at each stage: P50 before launch, updated with the first k actual days
+    after a trial (NaN when the history has no daily sales to replay). A launch with a day missing
+    among its first k keeps its pre-launch forecast: nothing was observed to update it with."""
+    out = {}
+    for stage, days in STAGE_DAYS.items():
+        if days == 0:
+            out[stage] = np.asarray(p50, dtype=float)
+        elif daily_plan is None or daily_actual is None or daily_actual.shape[1] < days:
+            out[stage] = np.full(len(p50), np.nan)
+        else:
+            seen = daily_actual[:, :days]
+            known = np.isfinite(seen).all(axis=1)
+            updated = reforecast(daily_plan, np.nan_to_num(seen))
+            out[stage] = np.where(known, updated, p50)
+    return out
+
+
+def _totals(y: np.ndarray, f: np.ndarray, keys: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    frame = pd.DataFrame({"y": y, "f": f})
+    summed = frame.groupby([pd.Series(k) for k in keys], sort=False)[["y", "f"]].sum(min_count=1)
+    return summed["y"].to_numpy(), summed["f"].to_numpy()
+
+
+def level_stage_metrics(y: np.ndarray, p50: np.ndarray, categories: pd.Series, launch_dates: pd.Series,
+                        daily_plan: np.ndarray | None = None, daily_actual: np.ndarray | None = None
+                        ) -> dict[str, float]:
+    """``wape_{level}_{stage}`` for every level (``LEVELS``) and stage (``STAGE_DAYS``),
+    ``bias_{stage}`` (the total's, the same at every level), and the plan level's WAPE per category
+    (``wape_plan_{stage}_category/{name}``: where the plan's error sits). ``daily_plan`` is the
+    forecast per sales day (the curve x P50), ``daily_actual`` the units sold per day."""
+    y = np.asarray(y, dtype=float)
+    cats = categories.astype(str).to_numpy()
+    month = pd.to_datetime(launch_dates).dt.strftime("%Y-%m").to_numpy()
+    keys = dict(zip(LEVELS, (None, [cats, month], [cats]), strict=True))
+    out: dict[str, float] = {}
+    for stage, forecast in stage_forecasts(p50, daily_plan, daily_actual).items():
+        out[f"bias_{stage}"] = bias(y, forecast)
+        for level, by in keys.items():
+            out[f"wape_{level}_{stage}"] = wape(y, forecast) if by is None else wape(*_totals(y, forecast, by))
+        for cat in np.unique(cats):
+            inside = cats == cat
+            out[f"wape_plan_{stage}_category/{cat}"] = wape(*_totals(y[inside], forecast[inside], [month[inside]]))
+    return out
 
 
 # ---------------------------------------------------------------- baselines

@@ -35,8 +35,8 @@ from training.data import (
     load_history,
     with_launches,
 )
-from training.evaluate import interval_metrics, point_metrics
-from training.gate import GateDecision, check_gate
+from training.evaluate import interval_metrics, level_stage_metrics, point_metrics
+from training.gate import GateDecision, advice, check_gate
 from training.train import TrainResult, train
 
 
@@ -46,6 +46,13 @@ def config_hash(settings: Settings) -> str:
 
 
 THUMBNAIL_PX = 128
+
+
+def gate_of_settings(metrics: dict[str, float], settings: Settings) -> GateDecision:
+    """The gate the settings describe (metric, threshold, level, stage, bias, GO bounds) on ``metrics``."""
+    return check_gate(metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias,
+                      settings.gate_min_go_precision, settings.gate_min_go_recall, settings.gate_level,
+                      settings.gate_stage)
 
 
 def thumbnail(path: str | float | None) -> bytes | None:
@@ -80,6 +87,10 @@ def _champion_value(settings: Settings, data: Dataset, holdout: pd.DataFrame, ta
     except (ModelNotFound, MlflowException):
         return None, challenger_value, "no champion yet"
     recorded = float(version.tags.get("gate.value", "nan"))
+    where = (version.tags.get("gate.level", "sku"), version.tags.get("gate.stage", "pre_launch"))
+    if where != (settings.gate_level, settings.gate_stage):  # another gate: its number measures something else
+        return None, challenger_value, (f"champion v{version.version} was gated at {where[0]}, {where[1]}: "
+                                        "not comparable, the gate of these settings decides")
     try:
         model = load_version(settings, version)
     except ModelFormatError:  # an older format: retraining is the fix, so only its number counts
@@ -156,8 +167,7 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
          f"{data.embeddings.computed} new embeddings")
 
     result = train(data, settings, shuffle_target=shuffle_target, progress=progress)
-    gate = check_gate(result.holdout_metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias,
-                      settings.gate_min_go_precision, settings.gate_min_go_recall)
+    gate = gate_of_settings(result.holdout_metrics, settings)
     champion_value, challenger_value, compared = _champion_value(
         settings, data, result.holdout, data.catalogue.spec.target, gate.value)
     model = build_model(result, data, settings, gate)
@@ -173,6 +183,10 @@ def run_train(catalogue: str | Path, settings: Settings, *, retrain: bool = Fals
         "backtest": result.backtest, "fingerprint": data.fingerprint, "absence": result.absence, "launches": joined,
     }
     echo(f"version {version} -> {alias}: {reason}")
+    if not gate.passed:
+        summary["advice"] = advice(gate.as_dict(), result.holdout_metrics, len(data.frame))
+        for line in summary["advice"]:
+            echo(line)
     return summary
 
 
@@ -192,9 +206,15 @@ def evaluate_registered(catalogue: str | Path, settings: Settings, alias: str = 
     part = data.subset(unseen)
     forecast = model.predict_frame(part.frame, part.embeddings)
     y = part.frame[data.catalogue.spec.target].to_numpy(float)
-    metrics = {**point_metrics(y, forecast["p50"].to_numpy()),
-               **interval_metrics(y, forecast["p10"].to_numpy(), forecast["p90"].to_numpy())}
-    gate = check_gate(metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias)
+    p50 = forecast["p50"].to_numpy()
+    curve, columns = model.pipeline.curve(part.frame, part.embeddings), data.catalogue.curve_columns
+    daily = curve is not None and bool(columns)
+    metrics = {**point_metrics(y, p50), **interval_metrics(y, forecast["p10"].to_numpy(), forecast["p90"].to_numpy()),
+               **level_stage_metrics(y, p50, part.frame["category"], part.frame["launch_date"],
+                                     curve * p50[:, None] if daily else None,
+                                     part.frame[columns].to_numpy(float) if daily else None)}
+    gate = check_gate(metrics, settings.gate_metric, settings.gate_threshold, settings.gate_max_abs_bias,
+                      level=settings.gate_level, stage=settings.gate_stage)
     out.update({"metrics": metrics, "gate": gate.as_dict()})
     return out
 

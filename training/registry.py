@@ -1,7 +1,9 @@
 """MLflow tracking and registry: log a run, register its model, move the ``champion`` alias.
 
 Embedded by default (SQLite file + artifact folder under TRIALCAST_HOME); a server when
-``MLFLOW_TRACKING_URI`` says so. Aliases only (``champion``, ``challenger``), no stages.
+``MLFLOW_TRACKING_URI`` says so. Aliases only, no stages: ``champion`` (passed the gate, serves),
+``challenger`` (passed, but worse than the champion on the same launches), ``advisory`` (refused
+by the gate: serves, every answer a REVIEW, only while there is no champion).
 
 Kill-safe: a version is registered with its intended decision as a tag (``intent``), then its
 alias moves, then ``decision`` is written. A process killed anywhere in between leaves a version
@@ -32,9 +34,10 @@ from features.model import ARTIFACT, Model
 from features.store import relocate
 from training import plots
 from training.gate import GateDecision
+from training.status import gate_of
 from training.train import TrainResult
 
-CHAMPION, CHALLENGER = "champion", "challenger"
+CHAMPION, CHALLENGER, ADVISORY = "champion", "challenger", "advisory"
 # The pyfunc model's code, logged as a file (models from code): see its docstring.
 PYFUNC_CODE = Path(__file__).with_name("pyfunc.py")
 
@@ -195,12 +198,12 @@ def register(client: MlflowClient, logged: LoggedRun, gate: GateDecision, settin
              champion_value: float | None, extra_tags: dict[str, str],
              challenger_value: float | None = None) -> tuple[str, str, str]:
     """Register the run's model; it becomes champion only if it passed the gate and is no worse
-    than the current champion on the same launches (``challenger_value``: this model's gate metric
+    than the current champion on the same launches; refused by the gate, it is advisory (``challenger_value``: this model's gate metric
     on the launches ``champion_value`` was measured on; defaults to its holdout value).
     Returns (version, alias, reason)."""
     mine = gate.value if challenger_value is None else challenger_value
     if not gate.passed:
-        alias, reason = CHALLENGER, "refused by the gate: " + "; ".join(gate.reasons)
+        alias, reason = ADVISORY, "refused by the gate: " + "; ".join(gate.reasons)
     elif champion_value is not None and mine > champion_value:
         alias, reason = CHALLENGER, (f"passed the gate but {gate.metric} {mine:.4f} is worse than the "
                                      f"champion's {champion_value:.4f} on the same launches")
@@ -310,7 +313,7 @@ def status(client: MlflowClient, settings: Settings) -> dict[str, Any]:
     """The registry's state for people and scripts: champion, gate, holdout and baseline metrics."""
     out: dict[str, Any] = {"model_name": settings.model_name, "tracking_uri": tracking_uri(settings),
                            "undecided": pending(client, settings)}
-    for alias in (CHAMPION, CHALLENGER):
+    for alias in (CHAMPION, CHALLENGER, ADVISORY):
         try:
             mv = client.get_model_version_by_alias(settings.model_name, alias)
         except MlflowException:
@@ -322,16 +325,8 @@ def status(client: MlflowClient, settings: Settings) -> dict[str, Any]:
             "version": str(mv.version),
             "run_id": mv.run_id,
             "decision": mv.tags.get("decision"),
-            "gate": {
-                "metric": mv.tags.get("gate.metric"),
-                "value": float(mv.tags.get("gate.value", "nan")),
-                "threshold": float(mv.tags.get("gate.threshold", "nan")),
-                "bias": float(mv.tags.get("gate.bias", "nan")),
-                "max_abs_bias": float(mv.tags.get("gate.max_abs_bias", "nan")),
-                "passed": mv.tags.get("gate.passed") == "true",
-                "reasons": mv.tags.get("gate.reasons"),
-            },
-            "holdout": {k[len("holdout_"):]: v for k, v in m.items() if k.startswith("holdout_") and "category" not in k},
+            "gate": gate_of(mv.tags),
+            "holdout": {k[len("holdout_"):]: v for k, v in m.items() if k.startswith("holdout_") and "category/" not in k},
             "baselines": {
                 name: {k[len(f"baseline_{name}_"):]: v for k, v in m.items() if k.startswith(f"baseline_{name}_")}
                 for name in ("category_mean", "analog_knn")

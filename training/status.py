@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 from features.config import Settings, tracking_uri
 
-CHAMPION, CHALLENGER = "champion", "challenger"  # the same names as training.registry
+CHAMPION, CHALLENGER, ADVISORY = "champion", "challenger", "advisory"  # the same names as training.registry
 _WORKSPACE = "default"  # MLflow's default workspace: a local store has only that one
 
 
@@ -31,13 +31,13 @@ def _sqlite_file(uri: str) -> Path | None:
 
 
 def status(settings: Settings) -> dict[str, Any]:
-    """Champion and challenger with their gate, holdout and baseline numbers (``registry.status``)."""
+    """Champion, challenger and advisory with their gate, holdout and baseline numbers (``registry.status``)."""
     uri = tracking_uri(settings)
     path = _sqlite_file(uri)
     if path is not None:
         if not path.exists():  # nothing trained yet: nothing to read, and nothing to create
             return {"model_name": settings.model_name, "tracking_uri": uri, "undecided": [], CHAMPION: None,
-                    CHALLENGER: None}
+                    CHALLENGER: None, ADVISORY: None}
         try:
             return _from_sqlite(path, settings, uri)
         except sqlite3.DatabaseError:  # another MLflow schema, a locked or damaged file: ask MLflow
@@ -48,11 +48,24 @@ def status(settings: Settings) -> dict[str, Any]:
     return registry_status(connect(settings), settings)
 
 
+def gate_of(tags: dict[str, str]) -> dict[str, Any]:
+    """A version's gate, from its tags (level and stage: per SKU before launch for older versions)."""
+    def number(key: str) -> float:
+        return float(tags.get(key, "nan"))
+
+    return {"metric": tags.get("gate.metric"), "level": tags.get("gate.level", "sku"),
+            "stage": tags.get("gate.stage", "pre_launch"), "value": number("gate.value"),
+            "threshold": number("gate.threshold"), "bias": number("gate.bias"),
+            "max_abs_bias": number("gate.max_abs_bias"), "passed": tags.get("gate.passed") == "true",
+            "reasons": tags.get("gate.reasons"), "go_precision": number("gate.go_precision"),
+            "go_recall": number("gate.go_recall"), "base_rate": number("gate.base_rate")}
+
+
 def _from_sqlite(path: Path, settings: Settings, uri: str) -> dict[str, Any]:
     out: dict[str, Any] = {"model_name": settings.model_name, "tracking_uri": uri}
     with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=30)) as db:
         out["undecided"] = _undecided(db, settings.model_name)
-        for alias in (CHAMPION, CHALLENGER):
+        for alias in (CHAMPION, CHALLENGER, ADVISORY):
             out[alias] = _version(db, settings.model_name, alias)
     return out
 
@@ -83,16 +96,8 @@ def _version(db: sqlite3.Connection, name: str, alias: str) -> dict[str, Any] | 
         "version": str(version),
         "run_id": run_id,
         "decision": tags.get("decision"),
-        "gate": {
-            "metric": tags.get("gate.metric"),
-            "value": float(tags.get("gate.value", "nan")),
-            "threshold": float(tags.get("gate.threshold", "nan")),
-            "bias": float(tags.get("gate.bias", "nan")),
-            "max_abs_bias": float(tags.get("gate.max_abs_bias", "nan")),
-            "passed": tags.get("gate.passed") == "true",
-            "reasons": tags.get("gate.reasons"),
-        },
-        "holdout": {k[len("holdout_"):]: v for k, v in m.items() if k.startswith("holdout_") and "category" not in k},
+        "gate": gate_of(tags),
+        "holdout": {k[len("holdout_"):]: v for k, v in m.items() if k.startswith("holdout_") and "category/" not in k},
         "baselines": {
             base: {k[len(f"baseline_{base}_"):]: v for k, v in m.items() if k.startswith(f"baseline_{base}_")}
             for base in ("category_mean", "analog_knn")

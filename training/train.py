@@ -35,6 +35,7 @@ from training.evaluate import (
     category_mean,
     curve_wape,
     interval_metrics,
+    level_stage_metrics,
     point_metrics,
     wape,
 )
@@ -160,8 +161,15 @@ def _holdout_report(fitted: Fitted, dev: Dataset, hold: Dataset, settings: Setti
     }
     curve = fitted.pipeline.curve(hold.frame, hold.embeddings)
     curve_columns = hold.catalogue.curve_columns
+    daily_plan = daily_actual = None
     if curve is not None and curve_columns:
-        metrics["curve_wape"] = curve_wape(hold.frame[curve_columns].to_numpy(), curve * forecast["p50"].to_numpy()[:, None])
+        daily_plan = curve * forecast["p50"].to_numpy()[:, None]
+        daily_actual = hold.frame[curve_columns].to_numpy(dtype=float)
+        metrics["curve_wape"] = curve_wape(daily_actual, daily_plan)
+    # Where production is decided: per SKU, per plan (category x launch month), per category; before
+    # launch and after a trial of the first days (the gate reads one of these: settings gate_level, gate_stage).
+    metrics.update(level_stage_metrics(y, forecast["p50"].to_numpy(), hold.frame["category"],
+                                       hold.frame["launch_date"], daily_plan, daily_actual))
     # The decision, as the service makes it, on every holdout launch; novelty floors from the holdout.
     novelty = fitted.pipeline.novelty(hold.frame, hold.embeddings)
     floors = Floors.fit(novelty["picture"], novelty["copy"], novelty["category_share"])

@@ -148,12 +148,21 @@ def status(as_json: bool = typer.Option(False, "--json", help="Machine-readable 
     champ = state.get("champion")
     if state.get("undecided"):  # a killed run registered them; the next train / retrain decides
         typer.echo(f"undecided versions {', '.join(state['undecided'])}: the next train / retrain decides them")
-    if not champ:
-        typer.echo("no champion yet: run `trialcast train CATALOGUE`")
+    if not champ and not state.get("advisory"):
+        typer.echo(f"no model trained into this home yet ({state['tracking_uri']}): train on your sales history "
+                   "with `trialcast train CATALOGUE`")
         return
+    if not champ:  # the latest model its gate refused serves, every answer a REVIEW
+        from training.gate import advice
+
+        champ = state["advisory"]
+        typer.echo(f"no champion: advisory v{champ['version']} serves (every answer REVIEW)")
+        for line in advice(champ["gate"], champ["holdout"], champ["trained_on"]):
+            typer.echo(f"  {line}")
     g = champ["gate"]
-    typer.echo(f"champion v{champ['version']}: {g['metric']} {g['value']:.1%} (threshold {g['threshold']:.0%}), "
-               f"bias {g['bias']:+.1%} -> {'PASSED' if g['passed'] else 'REFUSED'}")
+    role = "champion" if state.get("champion") else "advisory"
+    typer.echo(f"{role} v{champ['version']}: {g['metric']} at the {g['level']} level, {g['stage']}: {g['value']:.1%} "
+               f"(threshold {g['threshold']:.0%}), bias {g['bias']:+.1%} -> {'PASSED' if g['passed'] else 'REFUSED'}")
     typer.echo(f"  decisions: {_decisions(champ['holdout'])}")
     for name, m in champ["baselines"].items():
         if m:
@@ -246,7 +255,8 @@ def serve(
     host: str = typer.Option("127.0.0.1", help="Interface to bind."),
     port: int = typer.Option(3000, help="Port to listen on."),
 ) -> None:
-    """Start the go/no-go service (web page at /, API docs at /docs) on the registry's champion."""
+    """Start the go/no-go service (web page at /, API docs at /docs) on the registry's champion (with
+    none, on the latest model its gate refused: advisory, every answer REVIEW)."""
     import sys
 
     settings = _settings()
@@ -296,7 +306,8 @@ def demo(
     typer.echo(f"MLflow store: {settings.mlflow_uri}  (browse: .venv/bin/mlflow ui --backend-store-uri {settings.mlflow_uri})")
     if not summary.get("noop"):
         g = summary["gate"]
-        typer.echo(f"gate: {g['metric']} {g['value']:.1%} (must be < {g['threshold']:.0%}), bias {g['bias']:+.1%} "
+        typer.echo(f"gate: {g['metric']} at the {g['level']} level, {g['stage']}: {g['value']:.1%} "
+                   f"(must be < {g['threshold']:.0%}), bias {g['bias']:+.1%} "
                    f"-> {'PASSED' if g['passed'] else 'REFUSED'}; version {summary['version']} is {summary['alias']}")
     picture = next(iter(sorted((out / "images").glob("*.png"))), None)
     typer.echo(

@@ -3,9 +3,8 @@ updated forecast of the days left.
 
 - RESTOCK: cumulative sales to date run more than ``restock_threshold`` above the cumulative forecast.
 - SLOW: cumulative sales to date are below the cumulative P10 path (P10 x the curve's shares).
-- Updated forecast of the remaining days: the forecast curve's remaining days x the ratio of observed
-  to forecast to date, shrunk towards 1 by the share of the 7-day forecast already observed (one day
-  of a slow start says little; five days say most of it).
+- Updated forecast of the remaining days: ``features.trial.reforecast``, the one update the
+  training holdout measures at each trial stage (the error the gate can read).
 """
 
 from __future__ import annotations
@@ -18,6 +17,7 @@ from sqlalchemy import Engine
 
 from features.ledger import store
 from features.ledger.live import DAYS, launches
+from features.trial import reforecast
 
 
 def track_launch(curve: list[float], p10: float, observed: list[float], restock_threshold: float) -> dict[str, Any]:
@@ -35,10 +35,8 @@ def track_launch(curve: list[float], p10: float, observed: list[float], restock_
         signal = "SLOW"
     else:
         signal = "ON_TRACK"
-    weight = float(shares[:k].sum())
     ratio = actual / to_date if to_date > 0 else 1.0
-    adjusted = 1 + weight * (ratio - 1)
-    remaining = float(plan[k:].sum()) * adjusted
+    remaining = float(reforecast(plan, seen[None, :])[0]) - actual
     return {"days": k, "actual_to_date": round(actual, 1), "forecast_to_date": round(to_date, 1),
             "p10_to_date": round(p10_path, 1), "signal": signal, "ratio": round(ratio, 3),
             "remaining_forecast": round(remaining, 1), "updated_7d": round(actual + remaining, 1),

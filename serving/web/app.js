@@ -548,6 +548,8 @@ function renderResult(answer) {
   $("result").replaceChildren(...[
     verdictBlock(label, reasons),
     reasons.includes("LIVE_ERROR_ABOVE_GATE") ? el("p", { id: "live-gate-warning", class: "warning" }, t("r.live_gate")) : null,
+    reasons.includes("MODEL_ABOVE_GATE") ? el("p", { id: "advisory-warning", class: "warning" },
+      t("r.model_above_gate", { failures: gateText(((d.extra || {}).gate || {}).failures) })) : null,
     el("p", { id: "decision-summary", class: "summary" }, summary),
     el("h3", { class: "sr-only" }, t("r.reasons")),
     el("ul", { id: "reasons", class: "reasons" },
@@ -816,6 +818,16 @@ async function openFromLink() {
 }
 
 /* ------------------------------------------------------------------ model facts */
+// The failed checks of a model's gate (features.decision.gate_failures), in the page's language.
+function gateText(failures) {
+  return (Array.isArray(failures) ? failures : []).map((f) => {
+    const p = { ...(f.params || {}) };
+    if (p.level) p.level = t(`gate.level.${p.level}`);
+    if (p.stage) p.stage = t(`gate.stage.${p.stage}`);
+    return t(`gate.fail.${f.code}`, p);
+  }).join(t("list.join"));
+}
+
 function renderFacts() {
   const footer = $("model-facts");
   const banner = $("model-banner");
@@ -826,13 +838,19 @@ function renderFacts() {
     banner.hidden = false;
     return;
   }
-  banner.hidden = true;
+  banner.hidden = !modelFacts.advisory; // a model its gate refused serves: say so above everything
+  banner.classList.toggle("advisory", Boolean(modelFacts.advisory));
+  if (modelFacts.advisory) {
+    banner.textContent = t("facts.advisory", { version: modelFacts.version ?? "–", failures: gateText(modelFacts.gate_failures) });
+  }
   $("launch-hint").textContent = modelFacts.train_end ? t("f.launch_date_hint", { end: String(modelFacts.train_end).slice(0, 10) }) : "";
   footer.replaceChildren(
     el("span", { id: "fact-version" }, t("facts.model", { version: modelFacts.version ?? "–" })),
     el("span", { id: "fact-trained" }, t("facts.trained_on", { n: fmt(modelFacts.trained_on, 0) })),
     el("span", { id: "fact-gate" }, t("facts.gate", {
       metric: String(modelFacts.gate_metric || "").toUpperCase(),
+      level: t(`gate.level.${modelFacts.gate_level || "sku"}`),
+      stage: t(`gate.stage.${modelFacts.gate_stage || "pre_launch"}`),
       value: pct(modelFacts.gate_value),
       threshold: pct(modelFacts.gate_threshold),
     })));

@@ -145,7 +145,8 @@ def test_sample_champion_is_recorded_in_the_registry(trained: dict) -> None:
 # ---------------------------------------------------------------- a deliberately weak model
 @pytest.fixture(scope="module")
 def weak(trained: dict, small_sample: Path) -> dict:
-    """A model trained on shuffled targets, on the trained home: it must not become champion.
+    """A model trained on shuffled targets, on the trained home: it must not become champion (it
+    is registered advisory, which serves only while there is no champion).
     Trained on the 1,000-SKU third of the sample: shuffled targets fail the gate at any size."""
     from training.jobs import run_train
     from training.registry import champion, connect
@@ -164,14 +165,14 @@ def test_weak_model_is_refused_by_the_gate(weak: dict) -> None:
     assert not summary["noop"]
     assert not summary["gate"]["passed"]
     assert summary["gate"]["value"] >= 0.15
-    assert summary["alias"] == "challenger"
+    assert summary["alias"] == "advisory"
     assert summary["reason"].startswith("refused by the gate")
     # The decision gate refuses it too: it finds (almost) none of the launches that paid back.
     assert summary["holdout"]["go_recall"] < 0.5
     assert any("GO recall" in r for r in summary["gate"]["reasons"])
 
 
-def test_weak_model_is_registered_as_challenger_with_the_reason(trained: dict, weak: dict) -> None:
+def test_weak_model_is_registered_as_advisory_with_the_reason(trained: dict, weak: dict) -> None:
     from training.registry import connect
 
     settings = trained["settings"]
@@ -181,8 +182,8 @@ def test_weak_model_is_registered_as_challenger_with_the_reason(trained: dict, w
     mv = client.get_model_version(settings.model_name, version)
     assert mv.tags["gate.passed"] == "false"
     assert "wape" in mv.tags["gate.reasons"]
-    assert mv.tags["decision"].startswith("challenger: refused by the gate")
-    assert str(client.get_model_version_by_alias(settings.model_name, "challenger").version) == version
+    assert mv.tags["decision"].startswith("advisory: refused by the gate")
+    assert str(client.get_model_version_by_alias(settings.model_name, "advisory").version) == version
 
 
 def test_weak_model_does_not_move_the_champion(trained: dict, weak: dict) -> None:
@@ -214,11 +215,11 @@ def test_status_json_reports_champion_gate_and_baselines(trained: dict, weak: di
         assert champ["baselines"][name]["wape"] == pytest.approx(summary["baselines"][name]["wape"])
     assert champ["trained_on"] == 3000
     assert champ["data_fingerprint"] == summary["fingerprint"]
-    # The refused model is there too, as challenger, with its reason.
-    challenger = state["challenger"]
-    assert str(challenger["version"]) == str(weak["summary"]["version"])
-    assert challenger["gate"]["passed"] is False
-    assert "wape" in challenger["gate"]["reasons"]
+    # The refused model is there too, as advisory, with its reason.
+    advisory = state["advisory"]
+    assert str(advisory["version"]) == str(weak["summary"]["version"])
+    assert advisory["gate"]["passed"] is False
+    assert "wape" in advisory["gate"]["reasons"]
 
 
 def test_promote_refuses_a_refused_version_unless_forced(trained: dict, weak: dict) -> None:

@@ -4,6 +4,7 @@ group of the settings object, so no setting that shapes a model can be forgotten
 from __future__ import annotations
 
 from pathlib import Path
+from typing import get_args
 
 import pytest
 
@@ -12,6 +13,9 @@ from features.config import ModelSettings, Settings
 
 def _changed(name: str, value: object) -> object:
     """Another valid value for a setting, whatever its type."""
+    allowed = get_args(ModelSettings.model_fields[name].annotation)
+    if allowed:  # a Literal: another of its values
+        return next(v for v in allowed if v != value)
     if isinstance(value, bool):
         return not value
     if isinstance(value, int):
