@@ -159,9 +159,18 @@ def decide(p10: float, p50: float, p90: float, top_similarity: float | None, cos
     if not held:
         return answer(label, money, said)
     economics = [c for c in money if c == "TOO_UNCERTAIN"]  # the lean below says which side of break-even
-    lean = f"The forecast of {p50:.0f} units against the break-even of {be} is only a lean."
-    sentences = [_held_sentence(missing, evidence, rule), said, lean]
-    return answer("REVIEW", [*held, *economics, *_lean(p50, p90, units)], " ".join(s for s in sentences if s))
+    lean = _lean(p50, p90, units)
+    said_lean = f"The forecast of {p50:.0f} units against the break-even of {be} is only a lean."
+    if JUNK & set(held) and "LEANS_GO" in lean:  # a picture or copy unlike any product is no evidence for GO
+        lean, economics = [], []
+        said, said_lean = "", (f"The forecast of {p50:.0f} units reads what is unlike the history as what the rest "
+                               "of the evidence supports; it is no lean towards GO.")
+    sentences = [_held_sentence(missing, evidence, rule), said, said_lean]
+    return answer("REVIEW", [*held, *economics, *lean], " ".join(s for s in sentences if s))
+
+
+# A picture or copy unlike every past one: read as what the rest of the evidence says (features.novelty.stand_ins).
+JUNK = frozenset({"PICTURE_UNLIKE_HISTORY", "COPY_UNLIKE_HISTORY"})
 
 
 def field_words(field: str) -> str:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -41,7 +41,7 @@ from features.embed import Embeddings, embed_frame
 from features.encoders import get_encoder
 from features.files import read_json, read_table, write_json, write_table
 from features.forecast import QuantileBoosters, like_items_shift
-from features.novelty import Floors, agrees
+from features.novelty import Floors, agrees, stand_in_candidates
 from features.why import contributions, explain
 
 FORMAT = "trialcast-model"
@@ -102,9 +102,11 @@ class Model:
     ) -> list[dict[str, Any]]:
         """Forecast validated SKU rows: P10/P50/P90, the sales curve, the most similar past SKUs, what
         was assumed for absent inputs, how novel each SKU is per modality, and why (contributions)."""
-        embeddings = embed_frame(frame, self.settings_for_encoding(settings), images=images, cache=cache)
+        given = embed_frame(frame, self.settings_for_encoding(settings), images=images, cache=cache)
         pipeline = self.pipeline
-        completed = pipeline.complete(frame, embeddings)
+        completed = pipeline.complete(frame, given)
+        # What the forecast reads: a picture or copy below its novelty floor stood in for (junk is not demand).
+        embeddings, stood_in = self.stand_in(completed, given)
         # Completed once, and one analog search answers the features, the curve, the SKUs shown and
         # (when no row excludes or pins analogs) novelty: the same numbers as each part on its own (tested).
         found = pipeline.search(completed, embeddings)
@@ -113,8 +115,8 @@ class Model:
         quantiles = self.forecaster.predict(features, matrix)
         curve = pipeline.curve(completed, embeddings, found["joint"])
         similar = pipeline.similar(completed, embeddings, show, found["joint"] if show <= pipeline.k else None)
-        pinned = any(o is not None for o in overrides_of(completed) or [])
-        novelty = pipeline.novelty(completed, embeddings, None if pinned else found, completed=True)
+        plain = not any(o is not None for o in overrides_of(completed) or []) and not any(stood_in)
+        novelty = pipeline.novelty(completed, given, found if plain else None, completed=True)  # of what was given
         why = self._why(features, quantiles, similar, matrix)
         out = []
         for i in range(len(frame)):
@@ -127,11 +129,38 @@ class Model:
                 "top_similarity": analogs[0]["similarity"] if analogs else None,
                 "close_analogs": int(np.nan_to_num(features["joint_n_close"].iloc[i])),
                 "inputs": _used_inputs(completed.iloc[i]),
-                "novelty": self._novelty(novelty.iloc[i]),
+                "novelty": {**self._novelty(novelty.iloc[i]), "stood_in": stood_in[i]},
                 "why": why[i],
                 "override": _override_of(completed, i, analogs),
             })
         return out
+
+    def stand_in(self, frame: pd.DataFrame, embeddings: Embeddings) -> tuple[Embeddings, list[list[str]]]:
+        """The embeddings the forecast reads, and per row which modalities were stood in for.
+
+        A picture or copy below its novelty floor is read as the candidate that
+        ``features.novelty.stand_in_candidates`` offers with the lowest P50: nothing about an
+        unlike picture is evidence of demand, so it never earns the benefit of the doubt. Each row
+        is scored with its own candidates only: alone or in a batch alike."""
+        floors = Floors(**(self.meta.get("novelty") or {"picture": None, "copy": None, "category_share": None}))
+        if floors.picture is None and floors.copy is None:
+            return embeddings, [[] for _ in range(len(frame))]
+        p = self.pipeline
+        which, candidates = stand_in_candidates(p.index, p.history["category"].astype(str).to_numpy(),
+                                                embeddings.picture, embeddings.copy, frame["launch_date"],
+                                                frame["category"].astype(str), floors)
+        if not candidates:
+            return embeddings, which
+        rows = np.concatenate([np.full(len(pair[0]), i) for i, pair in candidates.items()])
+        tried = replace(embeddings, picture=np.vstack([pair[0] for pair in candidates.values()]).astype(np.float32),
+                        copy=np.vstack([pair[1] for pair in candidates.values()]).astype(np.float32))
+        p50 = self.forecaster.predict(p.transform(frame.iloc[rows].reset_index(drop=True), tried,
+                                                  completed=True))["p50"].to_numpy()
+        picture, copy = embeddings.picture.copy(), embeddings.copy.copy()
+        for i in candidates:
+            best = np.flatnonzero(rows == i)[np.argmin(p50[rows == i])]
+            picture[i], copy[i] = tried.picture[best], tried.copy[best]
+        return replace(embeddings, picture=picture, copy=copy), which
 
     def _why(self, features: pd.DataFrame, quantiles: pd.DataFrame, similar: list[list[dict]],
              matrix: np.ndarray | None = None) -> list[dict]:

@@ -14,7 +14,7 @@ another category wins the vote).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from features.analogs import Neighbours
 
 QUANTILE = 0.01
+# How many past SKUs may stand in for a picture (copy) below its floor: enough that the least of
+# them is a cautious reading of what the copy (picture) allows (``stand_in_candidates``).
+CANDIDATES = 40
 
 
 @dataclass(frozen=True)
@@ -75,3 +78,60 @@ def agrees(share: float, winner: str | None, declared: str | None, floor: float 
     if floor is None or winner is None or declared is None or not np.isfinite(share):
         return None
     return bool(share >= floor or winner == declared)
+
+
+# ---------------------------------------------------------------- junk is not demand
+def below(similarity: np.ndarray, floor: float | None, present: np.ndarray) -> np.ndarray:
+    """Rows whose vector is present but less like the history than the floor allows."""
+    if floor is None:
+        return np.zeros(len(similarity), dtype=bool)
+    return present & ~(np.nan_to_num(similarity, nan=-1.0) >= floor)
+
+
+def stand_in_candidates(index, categories: np.ndarray, picture: np.ndarray, copy: np.ndarray,
+                        launch_dates: pd.Series, declared: pd.Series, floors: Floors, k: int = CANDIDATES
+                        ) -> tuple[list[list[str]], dict[int, tuple[np.ndarray, np.ndarray]]]:
+    """(which modalities of each row are below their novelty floor, and for each such row the
+    (picture, copy) pairs that could stand in for them).
+
+    A picture unlike every past picture (a black square, a page of text) says nothing about demand,
+    yet the read-out and the boosters would still read a number off it, often a high one. What the
+    rest of the evidence supports is the pictures of the ``k`` past SKUs whose copy is most like this
+    SKU's; an unlike copy likewise stands for the copies of the past SKUs whose picture is most like
+    this one's. When both are unlike, the one candidate is the mean of the declared category's past
+    SKUs launched before it (unit length, as the encoders give vectors)."""
+    has_picture = ~np.isnan(picture).any(axis=1)
+    found = index.search_kinds(picture, copy, launch_dates, k, ("picture", "copy"))
+    bad_picture = below(found["picture"].similarity[:, 0], floors.picture, has_picture)
+    bad_copy = below(found["copy"].similarity[:, 0], floors.copy, np.ones(len(copy), dtype=bool))
+    candidates: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for i in np.flatnonzero(bad_picture | bad_copy):
+        if bad_picture[i] and bad_copy[i]:
+            rows = np.flatnonzero((categories == str(declared.iloc[i]))
+                                  & (index.days <= _day(launch_dates.iloc[i]) - index.gap_days))
+            pair = (_unit(index.picture[rows[index.has_picture[rows]]].sum(axis=0))[None, :],
+                    _unit(index.copy[rows].sum(axis=0))[None, :])
+        elif bad_picture[i]:
+            rows = found["copy"].index[i]
+            rows = rows[(rows >= 0) & index.has_picture[np.maximum(rows, 0)]]
+            pair = (index.picture[rows], np.repeat(copy[i][None, :], len(rows), axis=0))
+        else:
+            rows = found["picture"].index[i]
+            rows = rows[rows >= 0]
+            pair = (np.repeat(picture[i][None, :], len(rows), axis=0), index.copy[rows])
+        if len(pair[0]) and np.isfinite(pair[0]).all() and np.isfinite(pair[1]).all():
+            candidates[int(i)] = pair
+    which = [[name for name, bad in (("picture", bad_picture[i]), ("copy", bad_copy[i])) if bad]
+             for i in range(len(copy))]
+    return which, candidates
+
+
+def _day(launch: Any) -> int:
+    from features.analogs import day_numbers
+
+    return int(day_numbers(pd.Series([launch]))[0])
+
+
+def _unit(vector: np.ndarray) -> np.ndarray:
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm > 0 else np.full(len(vector), np.nan)

@@ -126,8 +126,18 @@ def evidence(**changes) -> Evidence:
 ])
 def test_a_sku_novel_in_one_modality_goes_to_review_even_with_a_confident_forecast(changes, reason) -> None:
     d = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, evidence=evidence(**changes))
-    assert d.label == "REVIEW" and reason in d.reasons and "LEANS_GO" in d.reasons
+    assert d.label == "REVIEW" and reason in d.reasons
+    # a picture or copy unlike any product is no evidence for GO; a category mismatch still leans
+    assert ("LEANS_GO" in d.reasons) == (reason == "CATEGORY_PICTURE_MISMATCH")
     assert "a person decides" in d.message
+
+
+@pytest.mark.parametrize("changes", [{"picture": 0.4}, {"copy": 0.2}, {"picture": 0.4, "copy": 0.2}])
+def test_junk_never_leans_go_but_still_says_when_it_loses_money(changes) -> None:
+    go = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, evidence=evidence(**changes))
+    assert not {"LEANS_GO", "TOO_UNCERTAIN"} & set(go.reasons) and "no lean towards GO" in go.message
+    loses = decide(5, 10, 20, 0.9, COST, PRICE, RULE, evidence=evidence(**changes))
+    assert {"LEANS_NO_GO", "BELOW_BREAK_EVEN_AT_P90"} <= set(loses.reasons)
 
 
 def test_a_review_says_when_even_the_optimistic_case_loses_money() -> None:
@@ -171,7 +181,8 @@ def test_a_missing_input_does_not_hide_the_novelty_reasons() -> None:
     d = decide(900, 1000, 1100, 0.9, COST, PRICE, RULE, evidence=evidence(picture=0.4, copy=0.1),
                assumed=("launch_date", "description"), costly={"launch_date": 0.22, "description": 0.18})
     assert d.label == "REVIEW"
-    assert d.reasons[:4] == ["INPUT_NEEDED", "PICTURE_UNLIKE_HISTORY", "COPY_UNLIKE_HISTORY", "LEANS_GO"]
+    assert d.reasons[:3] == ["INPUT_NEEDED", "PICTURE_UNLIKE_HISTORY", "COPY_UNLIKE_HISTORY"]
+    assert "LEANS_GO" not in d.reasons
     assert "the launch date (error 22%" in d.message and "the description (error 18%" in d.message
     assert "PICTURE_UNLIKE_HISTORY" in d.message
     assert [m["field"] for m in d.extra["missing"]] == ["launch_date", "description"]
@@ -183,8 +194,11 @@ def test_reasons_come_in_the_order_a_person_acts_on_them() -> None:
                evidence=evidence(joint=0.2, picture=0.4, copy=0.1, category_agrees=False, picture_category="外套"),
                costly={"launch_date": 0.3})
     assert d.reasons == ["INPUT_NEEDED", "NO_SIMILAR_HISTORY", "PICTURE_UNLIKE_HISTORY", "COPY_UNLIKE_HISTORY",
-                         "CATEGORY_PICTURE_MISMATCH", "TOO_UNCERTAIN", "LEANS_GO", "ASSUMED_LIST_PRICE",
-                         "ASSUMED_LAUNCH_DATE"]
+                         "CATEGORY_PICTURE_MISMATCH", "ASSUMED_LIST_PRICE", "ASSUMED_LAUNCH_DATE"]
+    d = decide(50, 300, 900, 0.2, COST, None, RULE, assumed=("list_price", "launch_date"),
+               evidence=evidence(joint=0.2, category_agrees=False, picture_category="外套"), costly={"launch_date": 0.3})
+    assert d.reasons == ["INPUT_NEEDED", "NO_SIMILAR_HISTORY", "CATEGORY_PICTURE_MISMATCH", "TOO_UNCERTAIN", "LEANS_GO",
+                         "ASSUMED_LIST_PRICE", "ASSUMED_LAUNCH_DATE"]
 
 
 def test_a_losing_sku_held_for_input_still_says_it_loses_money() -> None:

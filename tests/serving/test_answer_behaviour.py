@@ -135,3 +135,49 @@ def test_a_typed_launch_date_far_from_history_is_warned_about(server: dict, jean
     assert codes == ["LAUNCH_FAR_FROM_HISTORY"] and FAR in far["warnings"][0]["message"], far["warnings"]
     near = predict(server["url"], own_picture(server, jeans), fields(jeans), lang)
     assert near["warnings"] == [] and near["launch_date"] == "2025-07-01"
+
+
+# ---------------------------------------------------------------- 2. junk is not demand
+def last_of(server: dict, category: str) -> pd.Series:
+    frame = pd.read_parquet(server["sample"] / "catalogue.parquet")
+    return frame[frame["category"] == category].iloc[-1]
+
+
+@pytest.mark.parametrize("category", ["牛仔裤", "T恤", "帽子"])
+def test_a_picture_unlike_every_product_never_forecasts_above_a_real_picture(server: dict, category: str) -> None:
+    """Direction: black square, blank white, a page of text, noise, each with real copy, never
+    above the same copy with its real picture; invariance: which junk it is does not matter."""
+    row = last_of(server, category)
+    real = predict(server["url"], own_picture(server, row), fields(row))
+    assert real["novelty"]["stood_in"] == [], real["novelty"]
+    p50 = {}
+    for name, picture in JUNK.items():
+        answer = predict(server["url"], picture(), fields(row))
+        d, q = answer["decision"], answer["quantity"]
+        assert "PICTURE_UNLIKE_HISTORY" in d["reasons"] and answer["novelty"]["stood_in"] == ["picture"], (name, d)
+        assert "LEANS_GO" not in d["reasons"] and q["units"] == 0 and q["reason"] == "UNLIKE_HISTORY", (name, d, q)
+        p50[name] = answer["forecast"]["p50"]
+    assert max(p50.values()) <= real["forecast"]["p50"], (p50, real["forecast"])
+    assert len(set(p50.values())) == 1, p50
+
+
+def test_copy_unlike_every_product_never_forecasts_above_the_real_copy(server: dict, jeans: pd.Series) -> None:
+    real = predict(server["url"], own_picture(server, jeans), fields(jeans))
+    junk = predict(server["url"], own_picture(server, jeans),
+                   fields(jeans, title="zxq vbn plork 7734", description="lorem ipsum dolor sit amet qwerty asdf"))
+    assert "COPY_UNLIKE_HISTORY" in junk["decision"]["reasons"] and junk["novelty"]["stood_in"] == ["copy"]
+    assert "LEANS_GO" not in junk["decision"]["reasons"] and junk["quantity"]["units"] == 0
+    assert junk["forecast"]["p50"] <= real["forecast"]["p50"], (junk["forecast"], real["forecast"])
+
+
+def test_junk_is_read_the_same_alone_and_in_a_batch(server: dict, jeans: pd.Series) -> None:
+    """Invariance: a junk picture's stand-in depends on its own row only."""
+    keys = ("title", "description", "cost_price", "list_price", "category", "launch_date")
+    item = {k: fields(jeans)[k] for k in keys}
+    items = [{**item, "sku_id": "REAL", "image_base64": base64.b64encode(own_picture(server, jeans)).decode()},
+             {**item, "sku_id": "BLACK", "image_base64": base64.b64encode(black_square()).decode()}]
+    response = httpx.post(server["url"] + "/predict_batch", json={"items": items}, timeout=300)
+    assert response.status_code == 200, response.text
+    batch = {a["sku_id"]: a["forecast"]["p50"] for a in response.json()}
+    alone = predict(server["url"], black_square(), fields(jeans))["forecast"]["p50"]
+    assert batch["BLACK"] == pytest.approx(alone, rel=1e-6) and batch["BLACK"] <= batch["REAL"], (batch, alone)
