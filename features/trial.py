@@ -8,10 +8,11 @@ shape, scaled by observed / forecast to date, shrunk towards 1 by the share of t
 already observed (one slow day says little; five days say most of it). A learned re-forecast may
 replace it; its signature is the contract.
 
-On VISUELLE's committed test forecasts (6-week totals, docs/benchmarks/visuelle.md) this rule
-after week 0 takes the per-SKU error from 51.1% to 43.1% and the plan level (category x launch
-month) from 24.2% to 20.8%; after weeks 0-1, to 32.0% and 16.5% (the plain ratio, unshrunk: 26.3%
-and 13.1%): the shrinkage helps after one period of six and costs after two.
+On VISUELLE's committed test forecasts (6-week totals; ``python -m benchmarks.visuelle.levels``,
+docs/benchmarks/visuelle_levels.md) this rule after week 0 takes the per-SKU error from 50.7% to
+42.7% and the plan level (category x launch month) from 23.8% to 20.5%; after weeks 0-1, to 31.8%
+and 16.3% (the plain ratio, unshrunk: 26.3% and 13.1%): the shrinkage helps little after one
+period of six and costs after two.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ benchmark); this module names the numbers a run logs, gates on and compares with
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -58,13 +60,16 @@ def interval_metrics(y: np.ndarray, p10: np.ndarray, p90: np.ndarray) -> dict[st
     }
 
 
-def stage_forecasts(p50: np.ndarray, daily_plan: np.ndarray | None, daily_actual: np.ndarray | None
-                    ) -> dict[str, np.ndarray]:
-    """The 7-day forecast at each stage: P50 before launch, updated with the first k actual days
-    after a trial (NaN when the history has no daily sales to replay). A launch with a day missing
-    among its first k keeps its pre-launch forecast: nothing was observed to update it with."""
+Update = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+def stage_forecasts(p50: np.ndarray, daily_plan: np.ndarray | None, daily_actual: np.ndarray | None,
+                    stages: dict[str, int] = STAGE_DAYS, update: Update = reforecast) -> dict[str, np.ndarray]:
+    """The 7-day forecast at each stage: P50 before launch, updated (``update``) with the first k
+    actual days after a trial (NaN when the history has no daily sales to replay). A launch with a
+    day missing among its first k keeps its pre-launch forecast: nothing was observed to update it with."""
     out = {}
-    for stage, days in STAGE_DAYS.items():
+    for stage, days in stages.items():
         if days == 0:
             out[stage] = np.asarray(p50, dtype=float)
         elif daily_plan is None or daily_actual is None or daily_actual.shape[1] < days:
@@ -72,7 +77,7 @@ def stage_forecasts(p50: np.ndarray, daily_plan: np.ndarray | None, daily_actual
         else:
             seen = daily_actual[:, :days]
             known = np.isfinite(seen).all(axis=1)
-            updated = reforecast(daily_plan, np.nan_to_num(seen))
+            updated = update(daily_plan, np.nan_to_num(seen))
             out[stage] = np.where(known, updated, p50)
     return out
 
@@ -84,18 +89,19 @@ def _totals(y: np.ndarray, f: np.ndarray, keys: list[np.ndarray]) -> tuple[np.nd
 
 
 def level_stage_metrics(y: np.ndarray, p50: np.ndarray, categories: pd.Series, launch_dates: pd.Series,
-                        daily_plan: np.ndarray | None = None, daily_actual: np.ndarray | None = None
-                        ) -> dict[str, float]:
+                        daily_plan: np.ndarray | None = None, daily_actual: np.ndarray | None = None, *,
+                        stages: dict[str, int] = STAGE_DAYS, update: Update = reforecast) -> dict[str, float]:
     """``wape_{level}_{stage}`` for every level (``LEVELS``) and stage (``STAGE_DAYS``),
     ``bias_{stage}`` (the total's, the same at every level), and the plan level's WAPE per category
     (``wape_plan_{stage}_category/{name}``: where the plan's error sits). ``daily_plan`` is the
-    forecast per sales day (the curve x P50), ``daily_actual`` the units sold per day."""
+    forecast per sales day (the curve x P50), ``daily_actual`` the units sold per day; ``stages``
+    and ``update`` are the product's unless a study (``benchmarks/visuelle/levels.py``) asks otherwise."""
     y = np.asarray(y, dtype=float)
     cats = categories.astype(str).to_numpy()
     month = pd.to_datetime(launch_dates).dt.strftime("%Y-%m").to_numpy()
     keys = dict(zip(LEVELS, (None, [cats, month], [cats]), strict=True))
     out: dict[str, float] = {}
-    for stage, forecast in stage_forecasts(p50, daily_plan, daily_actual).items():
+    for stage, forecast in stage_forecasts(p50, daily_plan, daily_actual, stages, update).items():
         out[f"bias_{stage}"] = bias(y, forecast)
         for level, by in keys.items():
             out[f"wape_{level}_{stage}"] = wape(y, forecast) if by is None else wape(*_totals(y, forecast, by))

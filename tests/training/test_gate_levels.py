@@ -150,3 +150,18 @@ def test_every_level_and_stage_error_is_logged_and_the_gate_s_place_stored(train
     assert (mv.tags["gate.level"], mv.tags["gate.stage"]) == (settings.gate_level, settings.gate_stage)
     assert float(mv.tags["gate.value"]) == pytest.approx(
         trained["summary"]["holdout"][gated_key(settings.gate_metric, settings.gate_level, settings.gate_stage)], abs=1e-4)
+
+
+def test_the_gate_s_place_is_a_setting_that_shapes_the_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    from features.config import Settings
+
+    default = Settings()
+    assert (default.gate_level, default.gate_stage) == ("plan", "trial_3d")
+    monkeypatch.setenv("TRIALCAST_GATE_LEVEL", "sku")
+    monkeypatch.setenv("TRIALCAST_GATE_STAGE", "pre_launch")
+    moved = Settings()
+    assert (moved.gate_level, moved.gate_stage) == ("sku", "pre_launch")
+    assert moved.model_hash() != default.model_hash()  # a retrain under another gate is not a no-op
+    monkeypatch.setenv("TRIALCAST_GATE_STAGE", "after_lunch")
+    with pytest.raises(ValueError, match="gate_stage"):
+        Settings()
