@@ -266,9 +266,13 @@ def above_gate(decision: Decision, gate: dict[str, Any], p50: float, p90: float)
     from features.messages import gate_sentence
 
     failures = gate_failures(gate)
-    # No lean without numbers to lean on: a broken forecast, or no break-even (no cost price).
+    # A GO or NO_GO gets its lean; a REVIEW of the rule keeps the lean it has, or its reason for none
+    # (a picture unlike any product leans no way: JUNK). No lean without numbers: a broken forecast,
+    # or no break-even (no cost price).
+    ruled = decision.extra.get("label_before_live_check", decision.label)
     weighable = all(math.isfinite(x) for x in (p50, p90)) and not math.isnan(decision.break_even_units)
-    lean = [c for c in _lean(p50, p90, decision.break_even_units) if c not in decision.reasons] if weighable else []
+    lean = _lean(p50, p90, decision.break_even_units) if weighable and ruled != "REVIEW" else []
+    lean = [c for c in lean if c not in decision.reasons]
     message = f"{gate_sentence(failures, 'en')} The rule alone said {decision.label}: {decision.message}"
     return replace(decision, label="REVIEW", reasons=[MODEL_ABOVE_GATE, *lean, *decision.reasons], message=message,
                    extra={**decision.extra, "label_before_gate": decision.label,

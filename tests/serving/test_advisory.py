@@ -26,7 +26,14 @@ import httpx
 import pytest
 
 from features.config import Settings
-from features.decision import MODEL_ABOVE_GATE, DecisionRule, above_gate, decide, gate_failures
+from features.decision import (
+    MODEL_ABOVE_GATE,
+    DecisionRule,
+    Evidence,
+    above_gate,
+    decide,
+    gate_failures,
+)
 from features.messages import gate_sentence
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -81,6 +88,15 @@ def test_an_advisory_answer_is_review_with_the_lean_and_keeps_the_rule_s_numbers
     assert advised.extra["label_before_gate"] == label
     assert advised.extra["gate"]["failures"] == gate_failures(_gate())
     assert "31.0%" in advised.message and decision.message in advised.message
+
+
+def test_an_advisory_answer_keeps_a_review_s_own_lean_or_its_reason_for_none() -> None:
+    rule = DecisionRule(launch_cost=2000.0)
+    junk = Evidence(0.95, picture=0.1, picture_floor=0.5)  # a picture unlike any product leans no way
+    review = decide(900.0, 1000.0, 1100.0, 0.95, 10.0, 30.0, rule, evidence=junk)
+    assert review.label == "REVIEW" and "LEANS_GO" not in review.reasons
+    advised = above_gate(review, _gate(), 1000.0, 1100.0)
+    assert advised.reasons == [MODEL_ABOVE_GATE, *review.reasons]
 
 
 # ---------------------------------------------------------------- trained twice, served twice
