@@ -106,13 +106,14 @@ def find_picture(root: Path, record: dict[str, Any], index: dict[str, Path] | No
     raise FieldError("image", f"no picture {value!r} for this row in the upload: add it to the zip or upload it")
 
 
-def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[str, Path] | None = None,
-               ids: list[str] | None = None) -> pd.DataFrame:
-    """Score rows of a candidates table (pictures by path under ``root``, or found by name in
-    ``index``); one output row per input row. ``ids``: each row's forecast id (random when None)."""
+def answer_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[str, Path] | None = None,
+                ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """The service's answer to each row of a candidates table (pictures by path under ``root``, or
+    found by name in ``index``), in order: ok, or the row's field errors. ``ids``: each row's forecast
+    id (random when None)."""
     records = raw.to_dict("records")
     images: list[bytes | None] = []
-    path_errors: dict[int, str] = {}
+    path_errors: dict[int, tuple[str, str]] = {}
     for i, record in enumerate(records):
         try:
             path = find_picture(root, record, index, predictor.image_required)
@@ -122,19 +123,26 @@ def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[
                                           f"{predictor.settings.max_image_bytes:,}")
             images.append(path.read_bytes() if path else None)
         except FieldError as error:
-            path_errors[i] = f"image: {error.reason}"
+            path_errors[i] = ("image", error.reason)
             images.append(None)
         except OSError as error:
-            path_errors[i] = f"image: cannot be read ({error.strerror})"
+            path_errors[i] = ("image", f"cannot be read ({error.strerror})")
             images.append(None)
     todo = [i for i in range(len(records)) if i not in path_errors]
     given = None if ids is None else [ids[i] for i in todo]
     answers = predictor.predict([records[i] for i in todo], [images[i] for i in todo], ids=given) if todo else []
-    flat: list[dict[str, Any]] = [{} for _ in records]
+    out: list[dict[str, Any]] = [{} for _ in records]
     for i, answer in zip(todo, answers):
-        flat[i] = _flatten(answer)
-    for i, message in path_errors.items():
-        flat[i] = {"error": message}
+        out[i] = answer
+    for i, (field, reason) in path_errors.items():
+        out[i] = {"sku_id": records[i].get("sku_id"), "ok": False, "errors": [{"field": field, "reason": reason}]}
+    return out
+
+
+def score_rows(raw: pd.DataFrame, root: Path, predictor: Predictor, index: dict[str, Path] | None = None,
+               ids: list[str] | None = None) -> pd.DataFrame:
+    """Score rows of a candidates table (``answer_rows``); one output row per input row."""
+    flat = [_flatten(answer) for answer in answer_rows(raw, root, predictor, index, ids)]
     out = pd.DataFrame(flat).reindex(columns=list(OUTPUT_COLUMNS))
     out = out.astype({c: "float64" if c in NUMBERS else "string" for c in OUTPUT_COLUMNS})
     return pd.concat([_input_columns(raw).reset_index(drop=True), out], axis=1)

@@ -18,7 +18,7 @@ from urllib.parse import parse_qs
 
 from features import messages as m
 
-LOCALISED = ("/predict", "/predict_batch", "/batch", "/actuals", "/history", "/forecasts", "/model")
+LOCALISED = ("/predict", "/predict_batch", "/plan", "/batch", "/actuals", "/history", "/forecasts", "/model")
 FAR_DAYS = 183  # a launch this far outside the history's dates gets a warning
 
 

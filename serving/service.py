@@ -202,6 +202,21 @@ class Trialcast:
             out[i] = {"sku_id": records[i].get("sku_id"), "ok": False, "errors": [{"field": "image_base64", "reason": reason}]}
         return out
 
+    @bentoml.api(route="/plan")
+    def plan(self, items: list[dict[str, Any]] | None = None, forecast_ids: list[str] | None = None,
+             budget_launches: Any = None, budget_capital: Any = None,
+             ctx: bentoml.Context = None) -> dict:  # type: ignore[assignment]
+        """A season plan (``serving.planning``): candidates as ``items`` (the ``/predict_batch`` items)
+        or as ``forecast_ids`` already answered, and a budget (``budget_launches``, ``budget_capital``
+        or both): which to launch and how many of each to make first, with why, what each risks, and
+        the totals against launching all and against picking by the analogs (kNN)."""
+        if self.predictor is None:
+            return _status(ctx, web.not_ready())
+        from serving.planning import plan_request
+
+        plan, problems = plan_request(self.predictor, items, forecast_ids, budget_launches, budget_capital)
+        return plan if plan is not None else _status(ctx, _invalid(problems))
+
 
 # A JSON batch is read into memory whole: cap it too (64 items of 1 MB pictures fit, base64 and all).
 MAX_BATCH_BODY = 128 * 1024 * 1024
@@ -221,7 +236,7 @@ Trialcast.add_asgi_middleware(BodyTimeout, paths=("/batch",), field="body", idle
 quiet_refusals()
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().max_image_bytes + 512 * 1024,
                               paths=("/predict",))
-Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch",), field="items")
+Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/predict_batch", "/plan"), field="items")
 # BentoML downloads a text value given for a file parameter (SSRF): only real uploads may reach /predict.
 Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",),
                               known=tuple(Trialcast.apis["predict"].input_spec.model_fields),

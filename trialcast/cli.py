@@ -287,6 +287,30 @@ def score(
 
 
 @app.command()
+def plan(
+    candidates: Path = typer.Argument(..., help="Candidates table (.csv, .xlsx or .parquet, as `trialcast score` reads it)."),
+    out: Path = typer.Option(..., "--out", help="Where to write the plan (.csv, .xlsx, .parquet or .json)."),
+    budget_launches: int = typer.Option(None, "--budget-launches", min=1, help="Launch at most this many SKUs."),
+    budget_capital: float = typer.Option(None, "--budget-capital", min=0.01, help="Spend at most this on first batches (cost x units)."),
+) -> None:
+    """Choose which candidates to launch and how many of each to make first, for the most expected
+    margin within the budget; shown against launching all and picking by the analogs (kNN)."""
+    _input_file(candidates, "candidates table")
+    from serving.planning import budget_of, plan_file
+
+    budget, problems = budget_of(budget_launches, budget_capital)
+    if budget is None:
+        raise ValueError("; ".join(f"{p['field']}: {p['reason']}" for p in problems))
+    from serving.champion import load_champion
+
+    predictor, message = load_champion(_settings())
+    if predictor is None:
+        typer.echo(f"error: {message}", err=True)
+        raise typer.Exit(2)
+    _dump(plan_file(candidates, out, predictor, budget))
+
+
+@app.command()
 def demo(
     out: Path = typer.Option(Path("sample"), help="Where the sample catalogue goes."),
     port: int = typer.Option(3000, help="Port for the service."),
