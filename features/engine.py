@@ -41,6 +41,18 @@ def fits_on_ray(settings: Settings) -> bool:
     return settings.train_engine == "ray" or (settings.train_engine == "auto" and cluster_address(settings) is not None)
 
 
+# The environment a local Ray's own processes start with, on top of this process's (its head
+# processes are started by ``ray.init``, its workers by its raylet, which passes it on). Ray 2.60.0
+# starts a dashboard process even with ``include_dashboard=False``; its usage module asks the cloud
+# metadata services who hosts the machine (``169.254.169.254`` twice, ``metadata.google.internal``,
+# ``ray._common.usage.usage_lib.get_cloud_from_metadata_requests``) whether or not usage stats are
+# on, and no setting of Ray's skips it. Its HTTP client (``requests``) honours ``all_proxy``: a
+# closed loopback port refuses the request there, and Ray takes the cloud to be "unknown". Ray's
+# processes talk to each other on loopback (``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER``,
+# ``features/offline.py``), which ``no_proxy`` keeps direct; gRPC does not read ``all_proxy``.
+LOCAL_RAY_ENV = {"all_proxy": "http://127.0.0.1:9", "no_proxy": "127.0.0.1,localhost,::1"}
+
+
 @contextmanager
 def ray_session(settings: Settings) -> Iterator[None]:
     """Ray connected for the block: the configured cluster, else a local Ray stopped afterwards."""
@@ -49,10 +61,20 @@ def ray_session(settings: Settings) -> Iterator[None]:
     started = not ray.is_initialized()
     if started:
         address = cluster_address(settings)
-        if not address:  # Ray runs its workers at nice 15; on a shared laptop they starved (see README)
+        if address:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        else:  # Ray runs its workers at nice 15; on a shared laptop they starved (see README)
             os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 **({} if address else {"num_cpus": settings.ray_workers}))
+            saved = {name: os.environ.get(name) for name in LOCAL_RAY_ENV}
+            os.environ.update(LOCAL_RAY_ENV)
+            try:
+                ray.init(include_dashboard=False, log_to_driver=False, num_cpus=settings.ray_workers)
+            finally:  # only Ray's processes keep it; this one's own clients are left as they were
+                for name, value in saved.items():
+                    if value is None:
+                        os.environ.pop(name, None)
+                    else:
+                        os.environ[name] = value
     try:
         yield
     finally:

@@ -13,6 +13,15 @@ of its libraries report usage by default:
   uploader keeps running; ``DO_NOT_TRACK`` is not read. ``=0`` turns it on.
 - MLflow creates its telemetry client when ``mlflow`` is imported; BentoML, Ray and huggingface_hub
   read their switches when they first report.
+- Ray (2.60.0) finds "this machine's address" by connecting a UDP socket to ``8.8.8.8:53`` (its
+  C++ ``node_ip_address_from_perspective``), in the driver at ``ray.init`` and again in its agents,
+  and then runs every one of its servers on that outside address. It skips this, and uses loopback,
+  only where it believes it cannot form a cluster: ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` (the
+  macOS/Windows default). Ray reads it once, at import, so it belongs here. Passing
+  ``_node_ip_address="127.0.0.1"`` to ``ray.init`` does not do it: Ray replaces a loopback address
+  with the probed one. A configured cluster is unaffected: a driver joining one takes its node's
+  address from the cluster. (Ray's other look outside, its cloud probe, is switched off where a
+  local Ray is started: ``features/engine.py``.)
 
 The values are forced, not defaulted: an inherited ``ORT_DISABLE_TELEMETRY=0`` or
 ``DO_NOT_TRACK=false`` must not turn reporting back on. ``features/__init__.py`` applies them, so
@@ -36,6 +45,7 @@ OPT_OUTS = {
     "BENTOML_DO_NOT_TRACK": "true",
     "DO_NOT_TRACK": "true",  # the cross-tool convention (MLflow reads it too)
     "RAY_USAGE_STATS_ENABLED": "0",
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # Ray on loopback, no 8.8.8.8 probe (read at import)
     "HF_HUB_DISABLE_TELEMETRY": "1",
 }
 

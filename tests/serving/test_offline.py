@@ -1,23 +1,32 @@
 """Nothing leaves the machine, checked where it happens: in the kernel, not in Python.
 
-Each run is a process tree in a network namespace of its own (``unshare -n -m``: a loopback
-interface only) whose ``/etc/resolv.conf`` names a resolver on 127.0.0.1:53 that records every
-query (``RESOLVER``, stdlib only; it answers NXDOMAIN), the whole tree traced by
+Each run is a process tree in a network namespace of its own (``unshare -n -m``) whose
+``/etc/resolv.conf`` names a resolver on 127.0.0.1:53 that records every query (``RESOLVER``,
+stdlib only; it answers NXDOMAIN), the whole tree traced by
 ``strace -f -e trace=connect,sendto,sendmsg,sendmmsg``. So a lookup or connection made by a C
 library is seen like one made by Python. (A Python audit hook is not enough: ONNX Runtime's
 telemetry uploader is C++ with a libcurl of its own, and without a network it fails silently.)
+Besides loopback the namespace has an interface with an address (``OUTSIDE``) and a default route
+leading nowhere, as a connected machine has: with loopback alone, a lookup asked with
+``AI_ADDRCONFIG`` never reaches the resolver and a program that looks for the machine's outside
+address (Ray's ``8.8.8.8:53`` probe) finds none and never connects, so the trace would miss both.
 
 The product is started in an environment of ``KEPT`` variables only: no ``CI``/``GITHUB_ACTIONS``
 or other CI variable (ONNX Runtime and MLflow report nothing whenever one is set, and CI sets
 one), no telemetry opt-out. Whatever keeps it quiet is its own switch (``features/offline.py``).
 
 - ``clean_run``: ``trialcast serve`` with ``/predict`` and ``/predict_batch``, then ``IDLE`` s of
-  serving nothing, then ``trialcast score`` and ``trialcast train``. No query may be recorded and
-  no address other than loopback, nor port 53, may appear in the trace.
+  serving nothing, then ``trialcast score``, the same on a local Ray (``--engine ray``: Ray's head
+  processes, agents and workers) and ``trialcast train``. No query may be recorded and no address
+  other than loopback, nor port 53, may appear in the trace.
 - ``control_run``: the same ``trialcast serve``, but every Python process loads ONNX Runtime at
   start-up without the switch (a ``sitecustomize`` removes ``ORT_DISABLE_TELEMETRY`` and imports
   ``onnxruntime`` before trialcast's code can set it), stopped at the first query. The resolver
   must record ONNX Runtime's lookup: the same harness does see it when the switch is missing.
+- ``ray_control_run``: a local Ray started as Ray starts by default (``ray.init`` in plain Python,
+  without trialcast's switches). The harness must see it probe for the machine's outside address
+  (``8.8.8.8:53``) and ask the cloud metadata services (``metadata.google.internal``,
+  ``169.254.169.254:80``): what ``features/offline.py`` and ``features/engine.py`` switch off.
 """
 
 from __future__ import annotations
@@ -41,6 +50,8 @@ IDLE = 30
 # How long the control may take, from start, to show the lookup.
 CONTROL_DEADLINE = 240
 TELEMETRY_HOST = "mobile.events.data.microsoft.com"
+# The namespace's non-loopback address (its interface leads nowhere).
+OUTSIDE = "10.99.0.2"
 CHECKOUT = Path(__file__).resolve().parents[2]
 
 # The only variables the runs inherit; HOME is a fresh folder (ONNX Runtime would write its device
@@ -52,7 +63,9 @@ QUIETING = ("CI", "CONTINUOUS_INTEGRATION", "GITHUB_ACTIONS", "TF_BUILD", "GITLA
             "TRAVIS", "JENKINS_URL", "CODEBUILD_BUILD_ID", "CODEBUILD_BUILD_ARN", "BUILDKITE",
             "TEAMCITY_VERSION", "APPVEYOR", "BITBUCKET_BUILD_NUMBER", "ORT_RUNNING_UNIT_TESTS",
             "PYTEST_CURRENT_TEST", "ORT_DISABLE_TELEMETRY", "DO_NOT_TRACK", "MLFLOW_DISABLE_TELEMETRY",
-            "BENTOML_DO_NOT_TRACK", "RAY_USAGE_STATS_ENABLED", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY")
+            "BENTOML_DO_NOT_TRACK", "RAY_USAGE_STATS_ENABLED", "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER",
+            "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "all_proxy", "ALL_PROXY", "http_proxy", "HTTP_PROXY",
+            "no_proxy", "NO_PROXY")
 
 RESOLVER = r'''
 import socket, sys, time
@@ -79,6 +92,20 @@ os.environ.pop("ORT_DISABLE_TELEMETRY", None)
 import onnxruntime
 '''
 
+# In the Ray control only: a local Ray as Ray starts it by default, one task, then until the cloud
+# probe has been looked up (it runs in Ray's dashboard process, next to start-up) or 60 s.
+RAY_CONTROL = r'''
+import sys, time
+from pathlib import Path
+import ray
+ray.init(include_dashboard=False, log_to_driver=False, num_cpus=1)
+assert ray.get(ray.remote(lambda: 1).remote()) == 1
+until = time.monotonic() + 60
+while time.monotonic() < until and "metadata.google.internal" not in Path(sys.argv[1]).read_text():
+    time.sleep(0.5)
+ray.shutdown()
+'''
+
 DRIVER = r'''
 import base64, json, os, signal, socket, subprocess, sys, time
 from pathlib import Path
@@ -92,6 +119,11 @@ with socket.socket() as s:
 env = dict(os.environ)
 if mode == "control":
     env["PYTHONPATH"] = os.pathsep.join([args["hook"], env["PYTHONPATH"]])
+if mode == "ray-control":
+    done = subprocess.run([str(bin_dir / "python"), "-c", args["code"], args["queries"]], env=env,
+                          capture_output=True, text=True)
+    print(json.dumps({"ray": done.returncode, "ray_tail": (done.stdout + done.stderr)[-1500:]}))
+    sys.exit(0)
 started = time.monotonic()
 with open(work / f"{mode}-server.log", "wb") as log:
     server = subprocess.Popen([str(bin_dir / "trialcast"), "serve", "--port", str(port)], env=env,
@@ -132,6 +164,10 @@ if mode == "clean":
                            capture_output=True, text=True)
     result["score"] = score.returncode
     result["score_tail"] = (score.stdout + score.stderr)[-1500:]
+    on_ray = subprocess.run([str(bin_dir / "trialcast"), "score", args["candidates"], "--out", args["out_ray"],
+                             "--engine", "ray"], capture_output=True, text=True)
+    result["score_ray"] = on_ray.returncode
+    result["score_ray_tail"] = (on_ray.stdout + on_ray.stderr)[-1500:]
     train_env = {**os.environ, "TRIALCAST_HOME": args["train_home"]}
     train = subprocess.run([str(bin_dir / "trialcast"), "train", args["catalogue"]], env=train_env,
                            capture_output=True, text=True)
@@ -146,6 +182,11 @@ print(json.dumps(result))
 NAMESPACE = r'''
 set -eu
 ip link set lo up
+ip link add outside type veth peer name nowhere
+ip addr add "$OUTSIDE/24" dev outside
+ip link set outside up
+ip link set nowhere up
+ip route add default via "${OUTSIDE%.*}.1" dev outside
 mount --bind "$WORK/resolv.conf" /etc/resolv.conf
 mount --bind "$WORK/nsswitch.conf" /etc/nsswitch.conf
 "$PY" "$WORK/resolver.py" "$QUERIES" "$QUERIES.listening" &
@@ -173,13 +214,30 @@ def _in_namespace(work: Path, mode: str, args: dict, env: dict[str, str]) -> dic
     done = subprocess.run(
         ["unshare", "-n", "-m", "sh", "-c", NAMESPACE, "namespace", mode, str(Path(sys.executable).parent),
          str(work), json.dumps(args)],
-        env={**env, "WORK": str(work), "PY": sys.executable, "QUERIES": str(queries), "TRACE": str(trace)},
+        env={**env, "WORK": str(work), "PY": sys.executable, "QUERIES": str(queries), "TRACE": str(trace),
+             "OUTSIDE": OUTSIDE},
         capture_output=True, text=True, timeout=1800, check=False)
     assert done.returncode == 0, (done.stdout[-2000:], done.stderr[-4000:])
     result = json.loads(done.stdout.strip().splitlines()[-1])
     lookups = [line.split()[1] for line in queries.read_text().splitlines()]
-    return {"result": result, "lookups": lookups, "trace": trace.read_text().splitlines(),
+    return {"result": result, "lookups": lookups, "trace": _whole_calls(trace.read_text().splitlines()),
             "home": Path(env["HOME"]), "work": work}
+
+
+def _whole_calls(trace: list[str]) -> list[str]:
+    """The trace with each call on one line: under ``-f`` strace splits a call that another thread
+    interrupts into ``... <unfinished ...>`` and a later ``<... connect resumed>) = result`` line of
+    the same pid, and a check of a call's result needs both halves."""
+    lines, pending = [], {}
+    for line in trace:
+        pid, _, rest = line.partition(" ")
+        if line.endswith("<unfinished ...>"):
+            pending[pid] = line[:-len("<unfinished ...>")].rstrip()
+        elif (resumed := re.match(r"\s*<\.\.\. \w+ resumed>(.*)", rest)) and pid in pending:
+            lines.append(pending.pop(pid) + resumed.group(1))
+        else:
+            lines.append(line)
+    return lines + list(pending.values())
 
 
 def _environment(home: Path, trialcast_home: Path, cache_file: Path | None) -> dict[str, str]:
@@ -214,6 +272,13 @@ def control_run(trained: dict, work: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
+def ray_control_run(work: Path) -> dict:
+    home = work / "ray-control-home"
+    home.mkdir()
+    return _in_namespace(work, "ray-control", {"code": RAY_CONTROL}, _environment(home, work / "unused", None))
+
+
+@pytest.fixture(scope="module")
 def clean_run(trained: dict, small_sample: Path, work: Path) -> dict:
     sample: Path = trained["sample"]
     # A few candidates (pictures beside them), and a small catalogue to train on (cached vectors).
@@ -229,6 +294,7 @@ def clean_run(trained: dict, small_sample: Path, work: Path) -> dict:
     env = _environment(home, trained["home"], trained["settings"].cache_file)
     args = {"idle": IDLE, "picture": str(sample / cands["image"].iloc[0]),
             "candidates": str(folder / "candidates.csv"), "out": str(work / "out" / "scores.csv"),
+            "out_ray": str(work / "out" / "scores-ray.csv"),
             "catalogue": str(small_sample / "catalogue.parquet"), "train_home": str(work / "train-home")}
     return _in_namespace(work, "clean", args, env)
 
@@ -259,8 +325,23 @@ def test_serve_predict_score_and_train_work_without_a_network(clean_run: dict) -
     assert result["predict"] is True and result["predict_batch"] is True, result
     assert result["idled"] >= IDLE, result
     assert result["score"] == 0, result["score_tail"]
+    assert result["score_ray"] == 0, result["score_ray_tail"]
     assert result["train"] == 0, result["train_tail"]
     assert len(pd.read_csv(clean_run["work"] / "out" / "scores.csv")) == 6
+    assert len(pd.read_csv(clean_run["work"] / "out" / "scores-ray.csv")) == 6
+    # The Ray run did start a Ray: its processes reached each other through the session's sockets.
+    assert any("/ray/session_" in line for line in clean_run["trace"])
+
+
+def test_control_the_harness_sees_ray_look_outside_without_the_switches(ray_control_run: dict) -> None:
+    """Ray as it starts by default probes for the machine's outside address and asks who hosts it;
+    the clean run's Ray, started by trialcast, must do neither."""
+    assert ray_control_run["result"]["ray"] == 0, ray_control_run["result"]
+    assert "metadata.google.internal" in ray_control_run["lookups"], ray_control_run["lookups"]
+    seen = _off_loopback(ray_control_run["trace"])
+    assert any('inet_addr("8.8.8.8")' in line and "htons(53)" in line for line in seen), seen[:20]
+    assert any('inet_addr("169.254.169.254")' in line and "htons(80)" in line for line in seen), seen[:20]
+    assert any(f'inet_addr("{OUTSIDE}")' in line for line in seen)  # and serves on the outside address
 
 
 def test_the_clean_service_ran_longer_than_the_control_took_to_look_up(control_run: dict,
