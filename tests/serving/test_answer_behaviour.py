@@ -6,7 +6,6 @@ forecast."""
 from __future__ import annotations
 
 import base64
-import io
 
 import httpx
 import numpy as np
@@ -14,17 +13,9 @@ import pandas as pd
 import pytest
 from PIL import Image, ImageDraw
 
+from tests.serving.test_behaviour import black_square, png
+
 FAR = "2099-07-02"
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def black_square() -> bytes:
-    return png(Image.new("RGB", (320, 320), (0, 0, 0)))
 
 
 def blank_white() -> bytes:
