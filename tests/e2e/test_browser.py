@@ -188,7 +188,7 @@ LABELS_EN = {"GO": "Go", "REVIEW": "A person decides", "NO_GO": "No go"}
 GROUPS_ZH = {"analogs": "相似商品", "picture": "图片", "copy": "文案", "price": "价格", "category": "品类",
              "season": "季节", "channel": "渠道", "readout": "图文读出"}
 GROUPS_EN = {"analogs": "Similar SKUs", "picture": "Picture", "copy": "Copy", "price": "Price", "category": "Category",
-             "season": "Season", "channel": "Channel", "readout": "Picture & copy read-out"}
+             "season": "Season", "channel": "Channel", "readout": "Picture & copy read-out", "attributes": "Attributes"}
 CJK = re.compile(r"[\u4e00-\u9fff]")
 CODE = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b")
 

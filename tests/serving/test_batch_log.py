@@ -28,6 +28,8 @@ class LoggingPredictor:
     """Answers every record alike (P50 from the pass number, so a replay is told apart) and logs
     the answers through the real forecast log, as ``serving.predictor.Predictor.predict`` does."""
 
+    image_required = True  # as a model trained on pictures
+
     def __init__(self, settings: Settings) -> None:
         self.settings, self.version, self.passes = settings, "7", 0
         self.log = ForecastLog(settings, self.version)

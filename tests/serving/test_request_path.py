@@ -139,8 +139,12 @@ def test_one_search_gives_the_answers_of_one_search_per_part(trained, monkeypatc
     # A forecast with a category and no pins: one search (all three kinds) for everything.
     plain = [i for i, r in enumerate(records) if r.get("category") and not r.get("pin_analogs") and not r.get("exclude_analogs")]
     # One per forecast, plus the category vote of the SKU without one (1) and novelty's own search
-    # (k=1, and the picture vote) of the two whose analogs a person excluded or pinned (2 each).
-    assert len(plain) == len(records) - 3 and len(searches) == len(records) + 5
+    # (k=1, and the picture vote) of the two whose analogs a person excluded or pinned (2 each); and
+    # per forecast the stand-in check (features.novelty.stand_in_candidates); a forecast whose
+    # picture or copy was stood in for reads its candidates through the path (1) and, no longer
+    # plain, has novelty's own search and the picture vote (2).
+    stood = sum(bool(a["novelty"]["stood_in"]) for a in shared)
+    assert len(plain) == len(records) - 3 and len(searches) == 2 * len(records) + 5 + 3 * stood
     searching_alone(monkeypatch)
     searches.clear()
     alone = [predictor.predict([r], [p], to_log=False, image_required=False)[0] for r, p in zip(records, pictures)]

@@ -67,10 +67,11 @@ def checked_history() -> dict:
 def _remembering(memo: dict, load):
     import copy
 
-    def load_history(path, settings: Settings, *, spec):
-        key = (str(path), repr(spec), settings.max_text_chars, settings.max_image_bytes, settings.max_image_pixels)
+    def load_history(path, settings: Settings, *, spec, sales=None):
+        key = (str(path), repr(spec), str(sales), settings.max_text_chars, settings.max_image_bytes,
+               settings.max_image_pixels)
         if key not in memo:
-            memo[key] = load(path, settings, spec=spec)
+            memo[key] = load(path, settings, spec=spec, sales=sales)
         return copy.deepcopy(memo[key])
 
     return load_history
