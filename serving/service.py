@@ -241,7 +241,7 @@ Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=MAX_BATCH_BODY, paths=("/
 Trialcast.add_asgi_middleware(FileFieldsOnly, paths=("/predict",), file_fields=("image",),
                               known=tuple(Trialcast.apis["predict"].input_spec.model_fields),
                               max_text_bytes=get_settings().max_form_field_bytes)
-Trialcast.add_asgi_middleware(JsonOnly, paths=("/predict_batch",), field="items")
+Trialcast.add_asgi_middleware(JsonOnly, paths=("/predict_batch", "/plan"), field="items")
 # The page's batch upload: the whole request (table + pictures) is bounded before it is parsed.
 Trialcast.add_asgi_middleware(BodySizeLimit, max_bytes=get_settings().batch_max_upload_bytes, paths=("/batch",),
                               field="candidates")

@@ -79,9 +79,16 @@ def test_retraining_over_it_compares_with_its_recorded_number(old_home: dict) ->
     it falls back to the champion's recorded gate value (the data is never needed for that)."""
     from training.jobs import _champion_value
 
-    champion, mine, how = _champion_value(old_home["settings"], None, None, "sales_7d", 0.11)
+    settings = old_home["settings"]
+    # The old champion carries no gate level or stage: it was gated per SKU before launch. Under
+    # that gate its recorded number is compared; under another gate it measures something else.
+    same_gate = settings.model_copy(update={"gate_level": "sku", "gate_stage": "pre_launch"})
+    champion, mine, how = _champion_value(same_gate, None, None, "sales_7d", 0.11)
     assert (champion, mine) == (0.12, 0.11)
     assert how == f"champion v{old_home['version']}'s recorded holdout value (older model format)"
+    if (settings.gate_level, settings.gate_stage) != ("sku", "pre_launch"):
+        champion, mine, how = _champion_value(settings, None, None, "sales_7d", 0.11)
+        assert (champion, mine) == (None, 0.11) and "not comparable" in how
 
 
 @pytest.mark.parametrize("command", [["evaluate", "catalogue.csv"], ["score", "candidates.csv", "--out", "x.csv"]])
